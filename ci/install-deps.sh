@@ -1,0 +1,98 @@
+#!/bin/sh
+# Installs every Debian package that the build, the tests, the demo and the
+# benchmarks need.  Idempotent: packages already present are left alone and
+# apt-get is only called when something is missing.  Runs as root on a fresh
+# Debian 12 (bookworm) machine.
+
+set -eu
+
+PACKAGES="
+build-essential
+dpkg-dev
+nginx
+nginx-dev
+libpcre2-dev
+zlib1g-dev
+libssl-dev
+libjansson-dev
+libhiredis-dev
+openssl
+curl
+redis-server
+redis-tools
+python3
+python3-grpcio
+python3-protobuf
+perl
+nghttp2-client
+g++
+pkg-config
+libgrpc++-dev
+libprotobuf-dev
+protobuf-compiler
+protobuf-compiler-grpc
+valgrind
+procps
+iproute2
+"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+         | grep -q "install ok installed"
+    then
+        missing="$missing $p"
+    fi
+done
+
+# the ASan build of nginx needs Debian's nginx source package
+src_list=/etc/apt/sources.list.d/grpc-guard-deb-src.sources
+need_update=""
+
+if [ "${GRPC_GUARD_NO_DEB_SRC:-}" = "" ] && [ ! -f "$src_list" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        cat > "$src_list" <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+        need_update=yes
+    fi
+fi
+
+if [ -z "$missing" ] && [ -z "$need_update" ]; then
+    echo "install-deps: all packages present"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    SUDO=sudo
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+
+if [ -n "$missing" ]; then
+    echo "install-deps: installing$missing"
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Debian starts the packaged services; the project starts its own copies on
+# loopback ports, so the system ones are stopped to keep ports 80 and 6379
+# free and the machine quiet.
+if command -v service >/dev/null 2>&1; then
+    $SUDO service nginx stop >/dev/null 2>&1 || true
+    $SUDO service redis-server stop >/dev/null 2>&1 || true
+fi
+
+echo "install-deps: done"

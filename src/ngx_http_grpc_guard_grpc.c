@@ -1,0 +1,1030 @@
+
+/*
+ * Copyright (C) ngx_http_grpc_guard_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_grpc_guard_module.h"
+
+
+typedef struct {
+    ngx_uint_t                  status;
+    ngx_uint_t                  http_status;
+    ngx_str_t                   message;
+} ngx_http_grpc_guard_reply_t;
+
+
+static ngx_int_t ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *path);
+static ngx_int_t ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value,
+    ngx_msec_t *ms);
+static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
+static ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
+    ngx_str_t *name, ngx_uint_t *count);
+static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *message);
+static ngx_int_t ngx_http_grpc_guard_add_header(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *value);
+static ngx_str_t *ngx_http_grpc_guard_percent_encode(ngx_pool_t *pool,
+    ngx_str_t *s);
+static ngx_http_grpc_guard_reply_t *ngx_http_grpc_guard_reply(
+    ngx_uint_t status);
+static ngx_uint_t ngx_http_grpc_guard_http_to_grpc(ngx_uint_t http_status);
+static ngx_int_t ngx_http_grpc_guard_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_grpc_guard_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
+static ngx_http_grpc_guard_reply_t  ngx_http_grpc_guard_replies[] = {
+
+    { NGX_HTTP_GRPC_GUARD_CANCELLED, NGX_HTTP_CLIENT_CLOSED_REQUEST,
+      ngx_string("cancelled") },
+
+    { NGX_HTTP_GRPC_GUARD_UNKNOWN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+      ngx_string("unknown") },
+
+    { NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT, NGX_HTTP_BAD_REQUEST,
+      ngx_string("invalid argument") },
+
+    { NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED, NGX_HTTP_GATEWAY_TIME_OUT,
+      ngx_string("deadline exceeded") },
+
+    { NGX_HTTP_GRPC_GUARD_PERMISSION_DENIED, NGX_HTTP_FORBIDDEN,
+      ngx_string("permission denied") },
+
+    { NGX_HTTP_GRPC_GUARD_RESOURCE_EXHAUSTED, NGX_HTTP_TOO_MANY_REQUESTS,
+      ngx_string("rate limit exceeded") },
+
+    { NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED, NGX_HTTP_NOT_FOUND,
+      ngx_string("unimplemented") },
+
+    { NGX_HTTP_GRPC_GUARD_INTERNAL, NGX_HTTP_INTERNAL_SERVER_ERROR,
+      ngx_string("internal error") },
+
+    { NGX_HTTP_GRPC_GUARD_UNAVAILABLE, NGX_HTTP_SERVICE_UNAVAILABLE,
+      ngx_string("service unavailable") },
+
+    { NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED, NGX_HTTP_UNAUTHORIZED,
+      ngx_string("unauthenticated") },
+
+    { 0, 0, ngx_null_string }
+};
+
+
+static ngx_str_t  ngx_http_grpc_guard_grpc_timeout = ngx_string("grpc-timeout");
+static ngx_str_t  ngx_http_grpc_guard_grpc_status = ngx_string("grpc-status");
+static ngx_str_t  ngx_http_grpc_guard_grpc_message =
+    ngx_string("grpc-message");
+static ngx_str_t  ngx_http_grpc_guard_content_type =
+    ngx_string("application/grpc");
+
+static ngx_str_t  ngx_http_grpc_guard_deadline_message =
+    ngx_string("deadline required");
+static ngx_str_t  ngx_http_grpc_guard_bad_deadline_message =
+    ngx_string("invalid deadline");
+
+
+/* a header that no filter writes: hides "server" and "date" */
+static ngx_table_elt_t  ngx_http_grpc_guard_hidden_header;
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r)
+{
+    u_char     c;
+    ngx_str_t  *ct;
+
+    if (r->headers_in.content_type == NULL) {
+        return 0;
+    }
+
+    ct = &r->headers_in.content_type->value;
+
+    if (ct->len < sizeof("application/grpc") - 1
+        || ngx_strncasecmp(ct->data, (u_char *) "application/grpc",
+                           sizeof("application/grpc") - 1)
+           != 0)
+    {
+        return 0;
+    }
+
+    if (ct->len == sizeof("application/grpc") - 1) {
+        return 1;
+    }
+
+    /* "application/grpc+proto", "application/grpc;charset=..." */
+
+    c = ct->data[sizeof("application/grpc") - 1];
+
+    return (c == '+' || c == ';' || c == ' ');
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_classify(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_str_t  path;
+
+    ctx->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
+
+    path = r->unparsed_uri;
+
+    if (path.len > NGX_HTTP_GRPC_GUARD_MAX_PATH) {
+        path.len = NGX_HTTP_GRPC_GUARD_MAX_PATH;
+    }
+
+    ctx->path = path;
+
+    /*
+     * nginx matches locations on the normalized $uri but forwards the
+     * raw :path upstream, so the method is taken from the raw path
+     * and anything that is not "/<service>/<method>" in canonical
+     * form is refused before any rule could be looked at
+     */
+
+    if (r->unparsed_uri.len > NGX_HTTP_GRPC_GUARD_MAX_PATH
+        || ngx_http_grpc_guard_parse_path(ctx, &r->unparsed_uri) != NGX_OK)
+    {
+        return ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED,
+                                          "path_not_canonical");
+    }
+
+    if (ctx->grpc && r->method != NGX_HTTP_POST) {
+        return ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED,
+                                          "method_not_post");
+    }
+
+    if (glcf->public
+        && ngx_http_grpc_guard_match_pattern(glcf->public, &ctx->method))
+    {
+        ctx->public = 1;
+    }
+
+    if (!glcf->reflection
+        && ctx->service.len > sizeof("grpc.reflection.") - 1
+        && ngx_strncmp(ctx->service.data, "grpc.reflection.",
+                       sizeof("grpc.reflection.") - 1)
+           == 0)
+    {
+        return ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED,
+                                          "reflection_disabled");
+    }
+
+    if (ctx->grpc) {
+        return ngx_http_grpc_guard_deadline(r, glcf, ctx);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *path)
+{
+    u_char      *p, *last, *service, *method, c;
+    ngx_uint_t   dot;
+
+    /*
+     * service: dot-separated labels of [A-Za-z0-9_-], no empty label;
+     * method: [A-Za-z0-9_-]+; nothing else, so no "//", no "." or ".."
+     * segments, no %-escapes and no query
+     */
+
+    p = path->data;
+    last = p + path->len;
+
+    if (p == last || *p++ != '/') {
+        return NGX_ERROR;
+    }
+
+    service = p;
+    dot = 1;
+
+    for ( /* void */ ; p < last; p++) {
+        c = *p;
+
+        if (c == '/') {
+            break;
+        }
+
+        if (c == '.') {
+            if (dot) {
+                return NGX_ERROR;
+            }
+
+            dot = 1;
+            continue;
+        }
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '_' || c == '-')
+        {
+            dot = 0;
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (p == last || p == service || dot) {
+        return NGX_ERROR;
+    }
+
+    ctx->service.data = service;
+    ctx->service.len = p - service;
+
+    method = ++p;
+
+    for ( /* void */ ; p < last; p++) {
+        c = *p;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c >= '0' && c <= '9') || c == '_' || c == '-')
+        {
+            continue;
+        }
+
+        return NGX_ERROR;
+    }
+
+    if (p == method) {
+        return NGX_ERROR;
+    }
+
+    ctx->method = *path;
+    ctx->canonical = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    u_char           *p;
+    ngx_str_t         value;
+    ngx_msec_t        ms;
+    ngx_uint_t        n;
+    ngx_table_elt_t  *h;
+
+    if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_OFF) {
+        return NGX_DECLINED;
+    }
+
+    h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
+                                        &ngx_http_grpc_guard_grpc_timeout,
+                                        &n);
+
+    if (n > 1) {
+        ctx->message = &ngx_http_grpc_guard_bad_deadline_message;
+
+        return ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
+                                          "deadline_malformed");
+    }
+
+    if (h == NULL) {
+
+        if (glcf->deadline_default == 0) {
+
+            if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED) {
+                ctx->message = &ngx_http_grpc_guard_deadline_message;
+
+                return ngx_http_grpc_guard_refuse(r, ctx,
+                                         NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
+                                         "deadline_missing");
+            }
+
+            return NGX_DECLINED;
+        }
+
+        /* the default deadline is added to the request sent upstream */
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        value.data = p;
+        value.len = ngx_http_grpc_guard_format_timeout(p,
+                                                glcf->deadline_default) - p;
+
+        h = ngx_list_push(&r->headers_in.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->key = ngx_http_grpc_guard_grpc_timeout;
+        h->lowcase_key = ngx_http_grpc_guard_grpc_timeout.data;
+        h->hash = ngx_hash_key(h->key.data, h->key.len);
+        h->value = value;
+#if (nginx_version >= 1023000)
+    #if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+#endif
+
+        ctx->timeout = glcf->deadline_default;
+        ctx->has_timeout = 1;
+
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_grpc_guard_parse_timeout(&h->value, &ms) != NGX_OK) {
+        ctx->message = &ngx_http_grpc_guard_bad_deadline_message;
+
+        return ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
+                                          "deadline_malformed");
+    }
+
+    if (glcf->deadline_max && ms > glcf->deadline_max) {
+
+        /* lower the deadline in the request sent upstream */
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->value.data = p;
+        h->value.len = ngx_http_grpc_guard_format_timeout(p,
+                                                    glcf->deadline_max) - p;
+        ms = glcf->deadline_max;
+    }
+
+    ctx->timeout = ms;
+    ctx->has_timeout = 1;
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_parse_timeout(ngx_str_t *value, ngx_msec_t *ms)
+{
+    u_char      *p, *last;
+    uint64_t     n, v;
+
+    /* TimeoutValue is 1-8 ASCII digits, TimeoutUnit one of H M S m u n */
+
+    if (value->len < 2 || value->len > 9) {
+        return NGX_ERROR;
+    }
+
+    last = value->data + value->len - 1;
+    n = 0;
+
+    for (p = value->data; p < last; p++) {
+        if (*p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        n = n * 10 + (*p - '0');
+    }
+
+    switch (*last) {
+
+    case 'H':
+        v = n * 3600000;
+        break;
+
+    case 'M':
+        v = n * 60000;
+        break;
+
+    case 'S':
+        v = n * 1000;
+        break;
+
+    case 'm':
+        v = n;
+        break;
+
+    case 'u':
+        v = (n + 999) / 1000;
+        break;
+
+    case 'n':
+        v = (n + 999999) / 1000000;
+        break;
+
+    default:
+        return NGX_ERROR;
+    }
+
+    if (v > (uint64_t) NGX_MAX_INT32_VALUE) {
+        v = NGX_MAX_INT32_VALUE;
+    }
+
+    *ms = (ngx_msec_t) v;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms)
+{
+    /* at most 8 digits: milliseconds, else whole seconds rounded up */
+
+    if (ms <= 99999999) {
+        return ngx_sprintf(p, "%Mm", ms);
+    }
+
+    return ngx_sprintf(p, "%MS", (ms + 999) / 1000);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_grpc_guard_find_header(ngx_list_t *headers, ngx_str_t *name,
+    ngx_uint_t *count)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    *count = 0;
+
+    part = &headers->part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0
+            || h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        if (found == NULL) {
+            found = &h[i];
+        }
+
+        (*count)++;
+    }
+
+    return found;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason)
+{
+    ngx_uint_t  level;
+
+    ctx->grpc_status = status;
+    ctx->reason.data = (u_char *) reason;
+    ctx->reason.len = ngx_strlen(reason);
+    ngx_str_set(&ctx->decision, "deny");
+
+    level = ctx->conf ? ctx->conf->log_level : NGX_LOG_INFO;
+
+    if (ctx->canonical) {
+        ngx_log_error(level, r->connection->log, 0,
+                      "grpc guard: refused \"%V\" with %ui: %V",
+                      &ctx->method, status, &ctx->reason);
+
+    } else {
+        ngx_log_error(level, r->connection->log, 0,
+                      "grpc guard: refused with %ui: %V",
+                      status, &ctx->reason);
+    }
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_str_t                    *message;
+    ngx_http_grpc_guard_reply_t  *reply;
+
+    reply = ngx_http_grpc_guard_reply(ctx->grpc_status);
+
+    if (!ctx->grpc) {
+
+        /* not a gRPC call: the HTTP equivalent, nginx's own page */
+
+        return reply->http_status;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    message = ctx->message ? ctx->message : &reply->message;
+
+    if (ngx_http_grpc_guard_set_trailers_only(r, ctx->grpc_status, message)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_send_header(r);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *message)
+{
+    u_char     *p;
+    ngx_str_t   value, *encoded;
+
+    /*
+     * Trailers-Only: one HEADERS frame with END_STREAM that carries
+     * :status 200, content-type and the status; no body, and neither
+     * "server" nor "date", which a client would read as trailers
+     */
+
+    if (ngx_list_init(&r->headers_out.headers, r->pool, 4,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.status_line.len = 0;
+
+    r->headers_out.content_type = ngx_http_grpc_guard_content_type;
+    r->headers_out.content_type_len = ngx_http_grpc_guard_content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    r->headers_out.content_length = NULL;
+    r->headers_out.content_length_n = -1;
+    r->headers_out.last_modified = NULL;
+    r->headers_out.last_modified_time = -1;
+    r->headers_out.etag = NULL;
+    r->headers_out.location = NULL;
+    r->headers_out.refresh = NULL;
+    r->headers_out.www_authenticate = NULL;
+    r->headers_out.accept_ranges = NULL;
+    r->headers_out.content_encoding = NULL;
+    r->headers_out.expires = NULL;
+
+    r->headers_out.server = &ngx_http_grpc_guard_hidden_header;
+    r->headers_out.date = &ngx_http_grpc_guard_hidden_header;
+
+    r->header_only = 1;
+    r->allow_ranges = 0;
+    r->expect_trailers = 0;
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.data = p;
+    value.len = ngx_sprintf(p, "%ui", status) - p;
+
+    if (ngx_http_grpc_guard_add_header(r, &ngx_http_grpc_guard_grpc_status,
+                                       &value)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    encoded = ngx_http_grpc_guard_percent_encode(r->pool, message);
+    if (encoded == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_grpc_guard_add_header(r, &ngx_http_grpc_guard_grpc_message,
+                                          encoded);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_add_header(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    h->key = *key;
+    h->value = *value;
+
+    return NGX_OK;
+}
+
+
+static ngx_str_t *
+ngx_http_grpc_guard_percent_encode(ngx_pool_t *pool, ngx_str_t *s)
+{
+    u_char      *p, *q;
+    size_t       n;
+    ngx_str_t   *out;
+
+    static u_char  hex[] = "0123456789ABCDEF";
+
+    /* gRPC's Percent-Byte-Unreserved: 0x20-0x24 and 0x26-0x7e */
+
+    n = 0;
+
+    for (p = s->data; p < s->data + s->len; p++) {
+        if (*p < 0x20 || *p > 0x7e || *p == '%') {
+            n++;
+        }
+    }
+
+    out = ngx_palloc(pool, sizeof(ngx_str_t));
+    if (out == NULL) {
+        return NULL;
+    }
+
+    if (n == 0) {
+        *out = *s;
+        return out;
+    }
+
+    q = ngx_pnalloc(pool, s->len + 2 * n);
+    if (q == NULL) {
+        return NULL;
+    }
+
+    out->data = q;
+
+    for (p = s->data; p < s->data + s->len; p++) {
+        if (*p < 0x20 || *p > 0x7e || *p == '%') {
+            *q++ = '%';
+            *q++ = hex[*p >> 4];
+            *q++ = hex[*p & 0xf];
+
+        } else {
+            *q++ = *p;
+        }
+    }
+
+    out->len = q - out->data;
+
+    return out;
+}
+
+
+static ngx_http_grpc_guard_reply_t *
+ngx_http_grpc_guard_reply(ngx_uint_t status)
+{
+    ngx_http_grpc_guard_reply_t  *reply;
+
+    for (reply = ngx_http_grpc_guard_replies; reply->status; reply++) {
+        if (reply->status == status) {
+            return reply;
+        }
+    }
+
+    /* UNKNOWN */
+
+    return &ngx_http_grpc_guard_replies[1];
+}
+
+
+static ngx_uint_t
+ngx_http_grpc_guard_http_to_grpc(ngx_uint_t http_status)
+{
+    /*
+     * nginx-generated errors, then gRPC's HTTP-to-gRPC status mapping
+     * for the others ("doc/http-grpc-status-mapping.md")
+     */
+
+    switch (http_status) {
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return NGX_HTTP_GRPC_GUARD_RESOURCE_EXHAUSTED;
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        return NGX_HTTP_GRPC_GUARD_UNAVAILABLE;
+
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        return NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED;
+
+    case NGX_HTTP_UNAUTHORIZED:
+    case 495:
+    case 496:
+        return NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED;
+
+    case NGX_HTTP_FORBIDDEN:
+        return NGX_HTTP_GRPC_GUARD_PERMISSION_DENIED;
+
+    case NGX_HTTP_NOT_FOUND:
+        return NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED;
+
+    case NGX_HTTP_BAD_REQUEST:
+        return NGX_HTTP_GRPC_GUARD_INTERNAL;
+
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        return NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED;
+
+    case NGX_HTTP_INTERNAL_SERVER_ERROR:
+        return NGX_HTTP_GRPC_GUARD_INTERNAL;
+
+    default:
+        return NGX_HTTP_GRPC_GUARD_UNKNOWN;
+    }
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t *source)
+{
+    ngx_int_t         n;
+    ngx_uint_t        count;
+    ngx_table_elt_t  *h;
+
+    if (ctx->grpc_status != NGX_HTTP_GRPC_GUARD_NO_STATUS) {
+        *source = NGX_HTTP_GRPC_GUARD_SOURCE_LOCAL;
+        return ctx->grpc_status;
+    }
+
+    h = ngx_http_grpc_guard_find_header(&r->headers_out.trailers,
+                                        &ngx_http_grpc_guard_grpc_status,
+                                        &count);
+    if (h) {
+        *source = NGX_HTTP_GRPC_GUARD_SOURCE_TRAILER;
+        goto found;
+    }
+
+    h = ngx_http_grpc_guard_find_header(&r->headers_out.headers,
+                                        &ngx_http_grpc_guard_grpc_status,
+                                        &count);
+    if (h) {
+        *source = NGX_HTTP_GRPC_GUARD_SOURCE_TRAILERS_ONLY;
+        goto found;
+    }
+
+    *source = NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED;
+
+    if (r->headers_out.status && r->headers_out.status != NGX_HTTP_OK) {
+        return ngx_http_grpc_guard_http_to_grpc(r->headers_out.status);
+    }
+
+    if (r->connection->error || r->headers_out.status == 0) {
+
+        /* the client went away before the call ended */
+
+        if (ctx->has_timeout
+            && ngx_current_msec - ctx->start >= ctx->timeout)
+        {
+            return NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED;
+        }
+
+        return NGX_HTTP_GRPC_GUARD_CANCELLED;
+    }
+
+    /* a response without grpc-status: reset mid-stream */
+
+    return NGX_HTTP_GRPC_GUARD_INTERNAL;
+
+found:
+
+    n = ngx_atoi(h->value.data, h->value.len);
+
+    if (n == NGX_ERROR) {
+        return NGX_HTTP_GRPC_GUARD_UNKNOWN;
+    }
+
+    return n;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns, ngx_str_t *method)
+{
+    ngx_uint_t                      i;
+    ngx_http_grpc_guard_pattern_t  *p;
+
+    p = patterns->elts;
+
+    for (i = 0; i < patterns->nelts; i++) {
+
+        if (p[i].prefix) {
+            if (method->len >= p[i].text.len
+                && ngx_strncmp(method->data, p[i].text.data, p[i].text.len)
+                   == 0)
+            {
+                return 1;
+            }
+
+            continue;
+        }
+
+        if (method->len == p[i].text.len
+            && ngx_strncmp(method->data, p[i].text.data, p[i].text.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+char *
+ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_grpc_guard_pattern_t *pattern)
+{
+    u_char  *p, *last;
+
+    /*
+     * "*", "/pkg.Svc/Method", or a prefix ending in "*", such as
+     * "/pkg.Svc/Get*" or "/pkg.*"
+     */
+
+    pattern->text = *value;
+    pattern->prefix = 0;
+
+    if (value->len == 1 && value->data[0] == '*') {
+        pattern->text.len = 0;
+        pattern->prefix = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (value->len < 2 || value->data[0] != '/') {
+        goto invalid;
+    }
+
+    last = value->data + value->len;
+
+    if (last[-1] == '*') {
+        pattern->text.len--;
+        pattern->prefix = 1;
+        last--;
+    }
+
+    for (p = value->data + 1; p < last; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+            || (*p >= '0' && *p <= '9')
+            || *p == '_' || *p == '-' || *p == '.' || *p == '/')
+        {
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid method pattern \"%V\": it must be \"*\", "
+                       "\"/pkg.Service/Method\" or a prefix ending in \"*\"",
+                       value);
+
+    return NGX_CONF_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_init_filters(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_grpc_guard_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_grpc_guard_body_filter;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
+{
+    ngx_uint_t                       status, code;
+    ngx_http_grpc_guard_ctx_t       *ctx;
+    ngx_http_grpc_guard_loc_conf_t  *glcf;
+
+    status = r->headers_out.status;
+
+    if (r != r->main || status == NGX_HTTP_OK || status < NGX_HTTP_OK) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    if (ctx == NULL) {
+
+        /*
+         * an error found before the access phase, e.g. 413 for a
+         * content-length over client_max_body_size
+         */
+
+        glcf = ngx_http_get_module_loc_conf(r, ngx_http_grpc_guard_module);
+
+        if (!glcf->enable || !ngx_http_grpc_guard_is_grpc(r)) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        ctx = ngx_http_grpc_guard_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->grpc = 1;
+        ctx->conf = glcf;
+        ctx->path = r->unparsed_uri;
+
+    } else if (!ctx->grpc || ctx->rewritten) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /*
+     * nginx answered a gRPC call with an HTTP error page (413, 502,
+     * 504...), which clients read as INTERNAL or UNKNOWN: answer with
+     * the matching gRPC status instead
+     */
+
+    code = ngx_http_grpc_guard_http_to_grpc(status);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "grpc guard: http status %ui becomes grpc-status %ui",
+                   status, code);
+
+    ctx->rewritten = 1;
+    ctx->grpc_status = code;
+
+    if (ctx->reason.len == 0) {
+        ngx_str_set(&ctx->reason, "http_error");
+    }
+
+    if (ngx_http_grpc_guard_set_trailers_only(r, code,
+                                   &ngx_http_grpc_guard_reply(code)->message)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t                *cl;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    if (in == NULL || r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_grpc_guard_module);
+
+    if (ctx == NULL || !ctx->rewritten) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the error page a Trailers-Only reply replaced is not sent */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,574 @@
+
+/*
+ * Copyright (C) ngx_http_grpc_guard_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_grpc_guard_module.h"
+
+
+static ngx_int_t ngx_http_grpc_guard_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_grpc_guard_run(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_grpc_guard_finish(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_int_t rc);
+static void ngx_http_grpc_guard_ctx_cleanup(void *data);
+
+static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_grpc_guard_init(ngx_conf_t *cf);
+static void *ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static char *ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+static ngx_conf_enum_t  ngx_http_grpc_guard_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_grpc_guard_commands[] = {
+
+    { ngx_string("grpc_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("grpc_guard_public"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_public,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_reflection"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, reflection),
+      NULL },
+
+    { ngx_string("grpc_guard_deadline"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_deadline,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_require_tls"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, require_tls),
+      NULL },
+
+    { ngx_string("grpc_guard_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, log_level),
+      &ngx_http_grpc_guard_log_levels },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_grpc_guard_module_ctx = {
+    ngx_http_grpc_guard_preconfiguration,  /* preconfiguration */
+    ngx_http_grpc_guard_init,              /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_grpc_guard_create_loc_conf,   /* create location configuration */
+    ngx_http_grpc_guard_merge_loc_conf     /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_grpc_guard_module = {
+    NGX_MODULE_V1,
+    &ngx_http_grpc_guard_module_ctx,       /* module context */
+    ngx_http_grpc_guard_commands,          /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
+{
+    ngx_http_grpc_guard_ctx_t       *ctx;
+    ngx_http_grpc_guard_loc_conf_t  *glcf;
+
+    glcf = ngx_http_get_module_loc_conf(r, ngx_http_grpc_guard_module);
+
+    if (!glcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_grpc_guard_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (ctx->waiting) {
+        /* an asynchronous step is still under way */
+        return NGX_DONE;
+
+    } else if (ctx->done) {
+
+        if (ctx->conf == glcf) {
+            return ctx->result;
+        }
+
+        /*
+         * an internal redirect moved the request to a location
+         * with other settings: evaluate it again there
+         */
+
+        ctx->done = 0;
+        ctx->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
+        ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+        ngx_str_null(&ctx->reason);
+        ngx_str_null(&ctx->decision);
+        ctx->message = NULL;
+        ctx->public = 0;
+    }
+
+    ctx->conf = glcf;
+
+    return ngx_http_grpc_guard_run(r, glcf, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_run(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    while (ctx->stage < NGX_HTTP_GRPC_GUARD_STAGE_DONE) {
+
+        switch (ctx->stage) {
+
+        case NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY:
+            rc = ngx_http_grpc_guard_classify(r, glcf, ctx);
+            break;
+
+        default:
+
+            /*
+             * limits that need no identity, authentication,
+             * authorization and limits keyed on the principal:
+             * nothing is configured for them in this location
+             */
+
+            rc = NGX_DECLINED;
+            break;
+        }
+
+        if (rc == NGX_DECLINED) {
+            ctx->stage++;
+            continue;
+        }
+
+        if (rc == NGX_AGAIN) {
+
+            /*
+             * the stage waits for an event (e.g. a Redis reply); it
+             * calls ngx_http_grpc_guard_resume() when it is done, and
+             * the same stage is entered again to take its result
+             */
+
+            ctx->waiting = 1;
+            r->main->count++;
+            r->write_event_handler = ngx_http_request_empty_handler;
+
+            return NGX_DONE;
+        }
+
+        if (rc == NGX_DONE) {
+            return ngx_http_grpc_guard_finish(r, ctx, rc);
+        }
+
+        /* NGX_ERROR or any other failure of a stage */
+
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "grpc guard: stage %ui failed", ctx->stage);
+
+        (void) ngx_http_grpc_guard_refuse(r, ctx,
+                                          NGX_HTTP_GRPC_GUARD_INTERNAL,
+                                          "internal_error");
+
+        return ngx_http_grpc_guard_finish(r, ctx, NGX_DONE);
+    }
+
+    return ngx_http_grpc_guard_finish(r, ctx, NGX_OK);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_finish(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_int_t rc)
+{
+    ctx->done = 1;
+
+    if (rc == NGX_OK) {
+
+        if (ctx->decision.len == 0) {
+            if (ctx->public) {
+                ngx_str_set(&ctx->decision, "public");
+
+            } else {
+                ngx_str_set(&ctx->decision, "allow");
+            }
+        }
+
+        /*
+         * NGX_DECLINED lets the other access handlers (allow/deny,
+         * auth_basic, auth_request) have their say as well
+         */
+
+        ctx->result = NGX_DECLINED;
+
+        return NGX_DECLINED;
+    }
+
+    /* refused: the reply is final, whatever "satisfy" says */
+
+    ctx->result = NGX_DONE;
+
+    rc = ngx_http_grpc_guard_send_refusal(r, ctx);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+void
+ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_connection_t           *c;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    c = r->connection;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "grpc guard resume: %i", rc);
+
+    if (ctx == NULL || !ctx->waiting) {
+        return;
+    }
+
+    ctx->waiting = 0;
+    r->main->count--;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_http_grpc_guard_ctx_t *
+ngx_http_grpc_guard_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_grpc_guard_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    /*
+     * an internal redirect zeroes module contexts; the decision
+     * record is found again through its pool cleanup, as realip does
+     */
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_grpc_guard_ctx_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_grpc_guard_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_http_grpc_guard_ctx_t *
+ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_grpc_guard_ctx_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ctx = cln->data;
+    ngx_memzero(ctx, sizeof(ngx_http_grpc_guard_ctx_t));
+
+    /*
+     * set by ngx_memzero():
+     *
+     *     ctx->path = { 0, NULL };
+     *     ctx->method = { 0, NULL };
+     *     ctx->service = { 0, NULL };
+     *     ctx->decision = { 0, NULL };
+     *     ctx->reason = { 0, NULL };
+     *     ctx->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
+     *     ctx->grpc = 0;
+     *     ctx->done = 0;
+     */
+
+    ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+    ctx->start = ngx_current_msec;
+
+    cln->handler = ngx_http_grpc_guard_ctx_cleanup;
+    ngx_http_set_ctx(r, ctx, ngx_http_grpc_guard_module);
+
+    return ctx;
+}
+
+
+static void
+ngx_http_grpc_guard_ctx_cleanup(void *data)
+{
+    /* the record lives in the request pool; nothing to release */
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_grpc_guard_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * the handler pushed last runs first: a dynamic module's
+     * postconfiguration runs after the static access modules', so
+     * the guard decides before allow/deny, auth_basic and auth_request
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_grpc_guard_access_handler;
+
+    return ngx_http_grpc_guard_init_filters(cf);
+}
+
+
+static void *
+ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_grpc_guard_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_grpc_guard_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->public = NGX_CONF_UNSET_PTR;
+    conf->reflection = NGX_CONF_UNSET;
+    conf->deadline = NGX_CONF_UNSET_UINT;
+    conf->deadline_max = NGX_CONF_UNSET_MSEC;
+    conf->deadline_default = NGX_CONF_UNSET_MSEC;
+    conf->require_tls = NGX_CONF_UNSET;
+    conf->log_level = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_grpc_guard_loc_conf_t  *prev = parent;
+    ngx_http_grpc_guard_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_ptr_value(conf->public, prev->public, NULL);
+    ngx_conf_merge_value(conf->reflection, prev->reflection, 0);
+
+    /* the three deadline settings come from one directive */
+
+    if (conf->deadline == NGX_CONF_UNSET_UINT) {
+        conf->deadline = prev->deadline;
+        conf->deadline_max = prev->deadline_max;
+        conf->deadline_default = prev->deadline_default;
+    }
+
+    ngx_conf_merge_uint_value(conf->deadline, prev->deadline,
+                              NGX_HTTP_GRPC_GUARD_DEADLINE_OFF);
+    ngx_conf_merge_msec_value(conf->deadline_max, prev->deadline_max, 0);
+    ngx_conf_merge_msec_value(conf->deadline_default,
+                              prev->deadline_default, 0);
+
+    ngx_conf_merge_value(conf->require_tls, prev->require_tls, 1);
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
+                              NGX_LOG_INFO);
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    char                           *rv;
+    ngx_str_t                      *value;
+    ngx_uint_t                      i;
+    ngx_http_grpc_guard_pattern_t  *p;
+
+    if (glcf->public == NGX_CONF_UNSET_PTR) {
+        glcf->public = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_grpc_guard_pattern_t));
+        if (glcf->public == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_array_push(glcf->public);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rv = ngx_http_grpc_guard_parse_pattern(cf, &value[i], p);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    ngx_str_t   *value, s;
+    ngx_msec_t  *msp;
+    ngx_uint_t   i;
+
+    if (glcf->deadline != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OFF;
+
+    } else if (ngx_strcmp(value[1].data, "optional") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL;
+
+    } else if (ngx_strcmp(value[1].data, "required") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\", it must be \"off\", "
+                           "\"optional\" or \"required\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    glcf->deadline_max = 0;
+    glcf->deadline_default = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            msp = &glcf->deadline_max;
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "default=", 8) == 0) {
+            msp = &glcf->deadline_default;
+            s.len = value[i].len - 8;
+            s.data = value[i].data + 8;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        *msp = ngx_parse_time(&s, 0);
+
+        if (*msp == (ngx_msec_t) NGX_ERROR || *msp == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time in \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_OFF
+        && cf->args->nelts > 2)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"off\" takes no parameters");
+        return NGX_CONF_ERROR;
+    }
+
+    if (glcf->deadline_max && glcf->deadline_default > glcf->deadline_max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"default=\" is longer than \"max=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}

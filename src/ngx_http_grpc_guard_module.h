@@ -1,0 +1,134 @@
+
+/*
+ * Copyright (C) ngx_http_grpc_guard_module authors
+ */
+
+
+#ifndef _NGX_HTTP_GRPC_GUARD_MODULE_H_INCLUDED_
+#define _NGX_HTTP_GRPC_GUARD_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+/* gRPC status codes, as the gRPC specification numbers them */
+
+#define NGX_HTTP_GRPC_GUARD_OK                  0
+#define NGX_HTTP_GRPC_GUARD_CANCELLED           1
+#define NGX_HTTP_GRPC_GUARD_UNKNOWN             2
+#define NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT    3
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED   4
+#define NGX_HTTP_GRPC_GUARD_NOT_FOUND           5
+#define NGX_HTTP_GRPC_GUARD_PERMISSION_DENIED   7
+#define NGX_HTTP_GRPC_GUARD_RESOURCE_EXHAUSTED  8
+#define NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED       12
+#define NGX_HTTP_GRPC_GUARD_INTERNAL            13
+#define NGX_HTTP_GRPC_GUARD_UNAVAILABLE         14
+#define NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED     16
+
+#define NGX_HTTP_GRPC_GUARD_NO_STATUS           (-1)
+
+
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_OFF        0
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL   1
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED   2
+
+
+/* pipeline stages of DESIGN.md section 1, in order */
+
+#define NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY      0
+#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE     1
+#define NGX_HTTP_GRPC_GUARD_STAGE_AUTHENTICATE  2
+#define NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE     3
+#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST    4
+#define NGX_HTTP_GRPC_GUARD_STAGE_DONE          5
+
+
+/* where the final grpc-status of an RPC came from */
+
+#define NGX_HTTP_GRPC_GUARD_SOURCE_NONE         0
+#define NGX_HTTP_GRPC_GUARD_SOURCE_LOCAL        1
+#define NGX_HTTP_GRPC_GUARD_SOURCE_TRAILER      2
+#define NGX_HTTP_GRPC_GUARD_SOURCE_TRAILERS_ONLY  3
+#define NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED  4
+
+
+/* the longest raw :path accepted as a gRPC method */
+#define NGX_HTTP_GRPC_GUARD_MAX_PATH            1024
+
+
+typedef struct {
+    ngx_str_t                   text;       /* without the trailing '*' */
+    unsigned                    prefix:1;
+} ngx_http_grpc_guard_pattern_t;
+
+
+typedef struct {
+    ngx_flag_t                  enable;
+    ngx_array_t                *public;     /* ngx_http_grpc_guard_pattern_t */
+    ngx_flag_t                  reflection;
+    ngx_uint_t                  deadline;
+    ngx_msec_t                  deadline_max;
+    ngx_msec_t                  deadline_default;
+    ngx_flag_t                  require_tls;
+    ngx_uint_t                  log_level;
+} ngx_http_grpc_guard_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   path;       /* raw :path, capped */
+    ngx_str_t                   method;     /* "/pkg.Svc/M" when canonical */
+    ngx_str_t                   service;    /* "pkg.Svc" */
+
+    ngx_str_t                   decision;
+    ngx_str_t                   reason;
+    ngx_str_t                  *message;    /* grpc-message, if not generic */
+
+    ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
+
+    ngx_int_t                   grpc_status;    /* local reply, or -1 */
+    ngx_uint_t                  stage;
+    ngx_int_t                   result;     /* handler result when done */
+
+    ngx_msec_t                  timeout;    /* grpc-timeout, ms */
+    ngx_msec_t                  start;      /* ngx_current_msec at start */
+
+    unsigned                    grpc:1;
+    unsigned                    canonical:1;
+    unsigned                    public:1;
+    unsigned                    has_timeout:1;
+    unsigned                    done:1;
+    unsigned                    waiting:1;
+    unsigned                    rewritten:1;
+} ngx_http_grpc_guard_ctx_t;
+
+
+ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_get_ctx(ngx_http_request_t *r);
+ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_create_ctx(
+    ngx_http_request_t *r);
+void ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc);
+
+ngx_int_t ngx_http_grpc_guard_classify(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+ngx_int_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
+ngx_int_t ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason);
+ngx_int_t ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx);
+ngx_int_t ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t *source);
+ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
+    ngx_str_t *method);
+char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_http_grpc_guard_pattern_t *pattern);
+ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
+
+ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
+
+
+extern ngx_module_t  ngx_http_grpc_guard_module;
+
+
+#endif /* _NGX_HTTP_GRPC_GUARD_MODULE_H_INCLUDED_ */

@@ -1,0 +1,146 @@
+
+/*
+ * Copyright (C) ngx_http_grpc_guard_module authors
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_grpc_guard_module.h"
+
+
+static ngx_int_t ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
+
+    { ngx_string("grpc_guard_method"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, method),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_service"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, service),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_decision"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, decision),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_reason"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, reason),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_grpc_status"), NULL,
+      ngx_http_grpc_guard_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_grpc_guard_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_grpc_guard_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *s;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) ctx + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                     *p;
+    ngx_int_t                   status;
+    ngx_uint_t                  source;
+    ngx_http_grpc_guard_ctx_t  *ctx, tmp;
+
+    r = r->main;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    if (ctx == NULL) {
+
+        /* a location without the guard: still report gRPC calls */
+
+        if (!ngx_http_grpc_guard_is_grpc(r)) {
+            v->not_found = 1;
+            return NGX_OK;
+        }
+
+        ngx_memzero(&tmp, sizeof(ngx_http_grpc_guard_ctx_t));
+        tmp.grpc = 1;
+        tmp.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+        ctx = &tmp;
+
+    } else if (!ctx->grpc) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    status = ngx_http_grpc_guard_final_status(r, ctx, &source);
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%i", status) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
