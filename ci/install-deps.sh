@@ -23,6 +23,7 @@ redis-tools
 python3
 python3-grpcio
 python3-protobuf
+python3-cryptography
 perl
 nghttp2-client
 g++

@@ -989,7 +989,24 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
     ctx->grpc_status = code;
 
     if (ctx->reason.len == 0) {
-        ngx_str_set(&ctx->reason, "http_error");
+        switch (status) {
+
+        case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+            ngx_str_set(&ctx->reason, "body_too_large");
+            break;
+
+        case NGX_HTTP_BAD_GATEWAY:
+        case NGX_HTTP_SERVICE_UNAVAILABLE:
+            ngx_str_set(&ctx->reason, "upstream_unavailable");
+            break;
+
+        case NGX_HTTP_GATEWAY_TIME_OUT:
+            ngx_str_set(&ctx->reason, "upstream_timeout");
+            break;
+
+        default:
+            ngx_str_set(&ctx->reason, "http_error");
+        }
     }
 
     if (ngx_http_grpc_guard_set_trailers_only(r, code,
