@@ -28,6 +28,7 @@ deps:
 	ci/install-deps.sh
 
 test: deps
+	ci/style.sh
 	ci/build.sh
 	ci/test.sh
 
