@@ -24,7 +24,7 @@ my $dir = tempdir(CLEANUP => 1);
 mkdir "$dir/logs";
 
 sub run {
-    my $out = `@_ 2>&1`;
+    my $out = `(@_) 2>&1`;
     return ($? >> 8, $out);
 }
 

@@ -1,0 +1,190 @@
+#!/usr/bin/python3
+"""gRPC test client for the ngx_http_grpc_guard_module test suite.
+
+Reads a JSON call spec (an object, or an array of objects for several
+calls made one after the other, each on its own channel) from its first
+argument or, without arguments, from stdin, and prints one JSON line: an
+object for an object spec, an array for an array spec.
+
+Spec keys: method (required, sent raw), type (unary | server_stream |
+client_stream | bidi), host, port, metadata ([[k, v], ...]; values of
+-bin keys are base64), timeout (seconds, client deadline; absent = none),
+messages, payload, tls, ca, cert, key, server_name, cancel_after,
+overall_timeout (hard bound for the whole call, default 10).
+
+Result keys: code, code_name, details, initial_metadata,
+trailing_metadata, responses (text), responses_b64, error,
+harness_timeout (true when overall_timeout cancelled the call), elapsed.
+"""
+
+import base64
+import json
+import sys
+import threading
+import time
+
+import grpc
+
+
+def _ident(x):
+    return x
+
+
+def _md_out(md):
+    out = []
+    for item in md or ():
+        k, v = item[0], item[1]
+        if isinstance(v, bytes):
+            v = base64.b64encode(v).decode("ascii")
+        out.append([k, v])
+    return out
+
+
+def _md_in(pairs):
+    out = []
+    for k, v in pairs or ():
+        k = k.lower()
+        if k.endswith("-bin"):
+            s = v.strip()
+            s += "=" * (-len(s) % 4)
+            v = base64.b64decode(s.replace("-", "+").replace("_", "/"))
+        out.append((k, v))
+    return out
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _channel(spec):
+    target = "%s:%s" % (spec.get("host") or "127.0.0.1", spec["port"])
+    opts = [("grpc.enable_retries", 0),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    if spec.get("tls"):
+        ca = _read(spec["ca"]) if spec.get("ca") else None
+        key = _read(spec["key"]) if spec.get("key") else None
+        cert = _read(spec["cert"]) if spec.get("cert") else None
+        creds = grpc.ssl_channel_credentials(ca, key, cert)
+        if spec.get("server_name"):
+            opts.append(("grpc.ssl_target_name_override",
+                         spec["server_name"]))
+            opts.append(("grpc.default_authority", spec["server_name"]))
+        return grpc.secure_channel(target, creds, options=opts)
+    return grpc.insecure_channel(target, options=opts)
+
+
+def _requests(spec, n):
+    payload = spec.get("payload", "ping").encode("utf-8")
+    for _ in range(n):
+        yield payload
+
+
+def one_call(spec):
+    res = {
+        "code": None, "code_name": None, "details": None,
+        "initial_metadata": [], "trailing_metadata": [],
+        "responses": [], "responses_b64": [], "error": None,
+        "harness_timeout": False,
+    }
+    started = time.monotonic()
+    ctype = spec.get("type") or "unary"
+    method = spec["method"]
+    md = _md_in(spec.get("metadata"))
+    timeout = spec.get("timeout")
+    timeout = float(timeout) if timeout not in (None, "") else None
+    overall = float(spec.get("overall_timeout") or 10)
+    nmsg = int(spec.get("messages", 3))
+    payload = spec.get("payload", "ping").encode("utf-8")
+
+    channel = _channel(spec)
+    call = None
+    timers = []
+    state = {"harness": False}
+    try:
+        kw = {"metadata": md or None, "timeout": timeout}
+        if ctype == "unary":
+            call = channel.unary_unary(
+                method, request_serializer=_ident,
+                response_deserializer=_ident).future(payload, **kw)
+        elif ctype == "server_stream":
+            call = channel.unary_stream(
+                method, request_serializer=_ident,
+                response_deserializer=_ident)(payload, **kw)
+        elif ctype == "client_stream":
+            call = channel.stream_unary(
+                method, request_serializer=_ident,
+                response_deserializer=_ident).future(
+                    _requests(spec, nmsg), **kw)
+        elif ctype == "bidi":
+            call = channel.stream_stream(
+                method, request_serializer=_ident,
+                response_deserializer=_ident)(_requests(spec, nmsg), **kw)
+        else:
+            raise ValueError("unknown call type %r" % ctype)
+
+        def harness_cancel():
+            state["harness"] = True
+            call.cancel()
+
+        t = threading.Timer(overall, harness_cancel)
+        t.daemon = True
+        t.start()
+        timers.append(t)
+        if spec.get("cancel_after") not in (None, ""):
+            t = threading.Timer(float(spec["cancel_after"]), call.cancel)
+            t.daemon = True
+            t.start()
+            timers.append(t)
+
+        responses = []
+        try:
+            if ctype in ("unary", "client_stream"):
+                responses.append(call.result())
+            else:
+                for msg in call:
+                    responses.append(msg)
+        except grpc.RpcError:
+            pass
+        except grpc.FutureCancelledError:
+            pass
+
+        res["responses_b64"] = [base64.b64encode(r).decode("ascii")
+                                for r in responses]
+        res["responses"] = [r.decode("utf-8", "replace") for r in responses]
+        code = call.code()
+        res["code"] = code.value[0] if code is not None else None
+        res["code_name"] = code.name if code is not None else None
+        res["details"] = call.details() or ""
+        try:
+            res["initial_metadata"] = _md_out(call.initial_metadata())
+        except Exception:
+            res["initial_metadata"] = []
+        try:
+            res["trailing_metadata"] = _md_out(call.trailing_metadata())
+        except Exception:
+            res["trailing_metadata"] = []
+    except Exception as e:  # a harness error, not a gRPC status
+        res["error"] = "%s: %s" % (type(e).__name__, e)
+    finally:
+        for t in timers:
+            t.cancel()
+        channel.close()
+    res["harness_timeout"] = state["harness"]
+    res["elapsed"] = round(time.monotonic() - started, 3)
+    return res
+
+
+def main():
+    raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
+    spec = json.loads(raw)
+    if isinstance(spec, list):
+        out = [one_call(s) for s in spec]
+    else:
+        out = one_call(spec)
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
