@@ -254,7 +254,9 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
         }
 
         if (lctx->state == NGX_HTTP_GRPC_GUARD_LIMIT_WAITING) {
-            return NGX_AGAIN;
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "grpc guard limit entered while waiting");
+            return NGX_ERROR;
         }
     }
 
@@ -829,10 +831,10 @@ ngx_http_grpc_guard_limit_failed(ngx_http_request_t *r,
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
 
-    gmcf->limit_open_passed++;
+    gmcf->limit_failed_calls++;
 
-    if (gmcf->limit_open_logged
-        && ngx_current_msec - gmcf->limit_open_logged < 1000)
+    if (gmcf->limit_failed_logged
+        && ngx_current_msec - gmcf->limit_failed_logged < 1000)
     {
         return;
     }
@@ -840,10 +842,10 @@ ngx_http_grpc_guard_limit_failed(ngx_http_request_t *r,
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "grpc guard: redis did not answer, %ui calls %s "
                   "(grpc_guard_limit_failure)",
-                  gmcf->limit_open_passed, modes[glcf->limit.failure]);
+                  gmcf->limit_failed_calls, modes[glcf->limit.failure]);
 
-    gmcf->limit_open_logged = ngx_current_msec ? ngx_current_msec : 1;
-    gmcf->limit_open_passed = 0;
+    gmcf->limit_failed_logged = ngx_current_msec ? ngx_current_msec : 1;
+    gmcf->limit_failed_calls = 0;
 }
 
 

@@ -483,8 +483,8 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->redis = NULL;
      *     conf->limit_zone = NULL;
      *     conf->limit_used = 0;
-     *     conf->limit_open_logged = 0;
-     *     conf->limit_open_passed = 0;
+     *     conf->limit_failed_logged = 0;
+     *     conf->limit_failed_calls = 0;
      */
 
     conf->limit_zone_size = NGX_CONF_UNSET_SIZE;

@@ -97,8 +97,8 @@ typedef struct {
     size_t                      limit_zone_size;
     ngx_shm_zone_t             *limit_zone; /* blocked-until, local windows */
     ngx_flag_t                  limit_used;
-    ngx_msec_t                  limit_open_logged;  /* per worker */
-    ngx_uint_t                  limit_open_passed;  /* per worker */
+    ngx_msec_t                  limit_failed_logged;    /* per worker */
+    ngx_uint_t                  limit_failed_calls;     /* per worker */
 } ngx_http_grpc_guard_main_conf_t;
 
 

@@ -107,6 +107,7 @@ struct ngx_http_grpc_guard_redis_s {
     ngx_msec_t                             timeout;
     ngx_msec_t                             connect_timeout;
     ngx_uint_t                             keepalive;
+    ngx_flag_t                             nodelay;    /* TCP */
 
     ngx_str_t                              script;
     u_char                                 sha1[40];
@@ -234,6 +235,7 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     rd->name = u.addrs[0].name;
     rd->sockaddr = u.addrs[0].sockaddr;
     rd->socklen = u.addrs[0].socklen;
+    rd->nodelay = (u.family != AF_UNIX);
 
     ngx_str_null(&file);
 
@@ -713,6 +715,15 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     }
 
     c = conn->peer.connection;
+
+    /* pipelined commands must not wait for the replies of earlier ones */
+
+    if (rd->nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        ngx_close_connection(c);
+        conn->peer.connection = NULL;
+        ngx_http_grpc_guard_redis_failed(rd);
+        return NGX_ERROR;
+    }
 
     c->data = conn;
     c->read->handler = ngx_http_grpc_guard_redis_read_handler;

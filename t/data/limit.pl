@@ -6,6 +6,7 @@
 use strict;
 use warnings;
 
+use JSON::PP ();
 use POSIX qw(ceil);
 use Time::HiRes qw(time sleep);
 use Test::Nginx::Proc qw(run_cmd read_file write_file);
@@ -170,6 +171,30 @@ sub stop_extra_nginx {
 }
 
 add_cleanup_handler(sub { stop_extra_nginx($_) for @ExtraNginx });
+
+# t/data/limit_load.py in the background: returns a handle for
+# finish_load(), which waits for it and returns its JSON summary
+sub start_load {
+    my (%o) = @_;
+    my $spec = JSON::PP->new->canonical->encode({
+        port => ($o{port} // $ENV{TEST_NGINX_SERVER_PORT}) + 0,
+        rate => $o{rate} + 0, duration => $o{duration} + 0,
+        method => $o{method} // '/test.Limit/Call' });
+    my $out = server_root() . "/load-$$-" . int(rand(1e9)) . '.json';
+    my $pid = Test::Nginx::Proc::spawn(
+        [$Test::Nginx::Grpc::Python, "$FindBin::Bin/data/limit_load.py",
+         $spec],
+        stdout => $out, stderr => "$out.err");
+    return { pid => $pid, out => $out };
+}
+
+sub finish_load {
+    my ($h) = @_;
+    waitpid($h->{pid}, 0) if kill 0, $h->{pid};
+    my $d = read_file($h->{out}) // '';
+    my $r = eval { JSON::PP->new->decode($d) };
+    return $r || { error => $d . (read_file("$h->{out}.err") // '') };
+}
 
 # h2load against a gRPC method: returns its output
 sub h2load {
