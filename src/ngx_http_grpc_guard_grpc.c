@@ -31,6 +31,8 @@ static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_grpc_guard_add_header(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value);
+static ngx_int_t ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_str_t *ngx_http_grpc_guard_percent_encode(ngx_pool_t *pool,
     ngx_str_t *s);
 static ngx_http_grpc_guard_reply_t *ngx_http_grpc_guard_reply(
@@ -537,6 +539,10 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
 
         /* not a gRPC call: the HTTP equivalent, nginx's own page */
 
+        if (ngx_http_grpc_guard_add_headers(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return reply->http_status;
     }
 
@@ -552,7 +558,38 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ngx_http_grpc_guard_add_headers(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_send_header(r);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    /* what the refusing stage adds, e.g. retry-after for limits */
+
+    if (ctx->headers == NULL) {
+        return NGX_OK;
+    }
+
+    kv = ctx->headers->elts;
+
+    for (i = 0; i < ctx->headers->nelts; i++) {
+        if (ngx_http_grpc_guard_add_header(r, &kv[i].key, &kv[i].value)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

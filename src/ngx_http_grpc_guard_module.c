@@ -20,6 +20,7 @@ static void ngx_http_grpc_guard_ctx_cleanup(void *data);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_grpc_guard_init(ngx_conf_t *cf);
+static void *ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
@@ -27,6 +28,14 @@ static char *ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+
+static ngx_conf_enum_t  ngx_http_grpc_guard_limit_failure[] = {
+    { ngx_string("open"), NGX_HTTP_GRPC_GUARD_LIMIT_OPEN },
+    { ngx_string("closed"), NGX_HTTP_GRPC_GUARD_LIMIT_CLOSED },
+    { ngx_string("local"), NGX_HTTP_GRPC_GUARD_LIMIT_LOCAL },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_conf_enum_t  ngx_http_grpc_guard_log_levels[] = {
@@ -82,6 +91,41 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       offsetof(ngx_http_grpc_guard_loc_conf_t, log_level),
       &ngx_http_grpc_guard_log_levels },
 
+    { ngx_string("grpc_guard_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_limit_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_main_conf_t, limit_zone_size),
+      NULL },
+
+    { ngx_string("grpc_guard_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_limit_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_limit_failure"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, limit.failure),
+      &ngx_http_grpc_guard_limit_failure },
+
+    { ngx_string("grpc_guard_limit_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, limit.dry_run),
+      NULL },
+
       ngx_null_command
 };
 
@@ -90,7 +134,7 @@ static ngx_http_module_t  ngx_http_grpc_guard_module_ctx = {
     ngx_http_grpc_guard_preconfiguration,  /* preconfiguration */
     ngx_http_grpc_guard_init,              /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_grpc_guard_create_main_conf,  /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -108,10 +152,10 @@ ngx_module_t  ngx_http_grpc_guard_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_grpc_guard_redis_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_grpc_guard_redis_exit_process,  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -159,6 +203,11 @@ ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
         ngx_str_null(&ctx->decision);
         ctx->message = NULL;
         ctx->public = 0;
+
+        ctx->headers = NULL;
+        ngx_str_null(&ctx->limit_name);
+        ctx->limit_remaining = -1;
+        ctx->limit = NULL;
     }
 
     ctx->conf = glcf;
@@ -181,12 +230,16 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
             rc = ngx_http_grpc_guard_classify(r, glcf, ctx);
             break;
 
+        case NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE:
+        case NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST:
+            rc = ngx_http_grpc_guard_limit(r, glcf, ctx);
+            break;
+
         default:
 
             /*
-             * limits that need no identity, authentication,
-             * authorization and limits keyed on the principal:
-             * nothing is configured for them in this location
+             * authentication and authorization: nothing is
+             * configured for them in this location
              */
 
             rc = NGX_DECLINED;
@@ -357,6 +410,7 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
 
     ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
     ctx->start = ngx_current_msec;
+    ctx->limit_remaining = -1;
 
     cln->handler = ngx_http_grpc_guard_ctx_cleanup;
     ngx_http_set_ctx(r, ctx, ngx_http_grpc_guard_module);
@@ -382,8 +436,17 @@ ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_grpc_guard_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt              *h;
+    ngx_http_core_main_conf_t        *cmcf;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
+
+    /* the locations are merged by now: the limiter's zone if needed */
+
+    gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_grpc_guard_module);
+
+    if (ngx_http_grpc_guard_limit_init_main(cf, gmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -401,6 +464,32 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
     *h = ngx_http_grpc_guard_access_handler;
 
     return ngx_http_grpc_guard_init_filters(cf);
+}
+
+
+static void *
+ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_grpc_guard_main_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_grpc_guard_main_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->redis = NULL;
+     *     conf->limit_zone = NULL;
+     *     conf->limit_used = 0;
+     *     conf->limit_failed_logged = 0;
+     *     conf->limit_failed_calls = 0;
+     */
+
+    conf->limit_zone_size = NGX_CONF_UNSET_SIZE;
+
+    return conf;
 }
 
 
@@ -423,6 +512,8 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->require_tls = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
 
+    ngx_http_grpc_guard_limit_create_conf(&conf->limit);
+
     return conf;
 }
 
@@ -433,7 +524,31 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_grpc_guard_loc_conf_t  *prev = parent;
     ngx_http_grpc_guard_loc_conf_t  *conf = child;
 
-    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_flag_t  enable;
+
+    /*
+     * a limit turns the guard on; of it and an explicit "grpc_guard",
+     * the one set at the innermost level wins; the outermost level is
+     * never merged itself, so its limits are looked at here
+     */
+
+    if (conf->enable == NGX_CONF_UNSET
+        && conf->limit.limits != NGX_CONF_UNSET_PTR
+        && conf->limit.limits != NULL)
+    {
+        conf->enable = 1;
+    }
+
+    enable = prev->enable;
+
+    if (enable == NGX_CONF_UNSET
+        && prev->limit.limits != NGX_CONF_UNSET_PTR
+        && prev->limit.limits != NULL)
+    {
+        enable = 1;
+    }
+
+    ngx_conf_merge_value(conf->enable, enable, 0);
     ngx_conf_merge_ptr_value(conf->public, prev->public, NULL);
     ngx_conf_merge_value(conf->reflection, prev->reflection, 0);
 
@@ -454,6 +569,13 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->require_tls, prev->require_tls, 1);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_INFO);
+
+    if (ngx_http_grpc_guard_limit_merge_conf(cf, &prev->limit, &conf->limit,
+                                             conf->enable)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

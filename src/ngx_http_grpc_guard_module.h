@@ -59,10 +59,47 @@
 #define NGX_HTTP_GRPC_GUARD_MAX_PATH            1024
 
 
+/* grpc_guard_limit_failure */
+
+#define NGX_HTTP_GRPC_GUARD_LIMIT_OPEN          0
+#define NGX_HTTP_GRPC_GUARD_LIMIT_CLOSED        1
+#define NGX_HTTP_GRPC_GUARD_LIMIT_LOCAL         2
+
+
 typedef struct {
     ngx_str_t                   text;       /* without the trailing '*' */
     unsigned                    prefix:1;
 } ngx_http_grpc_guard_pattern_t;
+
+
+typedef struct ngx_http_grpc_guard_redis_s  ngx_http_grpc_guard_redis_t;
+typedef struct ngx_http_grpc_guard_redis_cmd_s
+    ngx_http_grpc_guard_redis_cmd_t;
+typedef struct ngx_http_grpc_guard_limit_ctx_s
+    ngx_http_grpc_guard_limit_ctx_t;
+
+/* reply == NULL: no answer in time (timeout, connection lost, shutdown) */
+typedef void (*ngx_http_grpc_guard_redis_handler_pt)(void *data,
+    void *reply);
+
+
+typedef struct {
+    ngx_array_t                *limits;     /* limit.c's limit type */
+    ngx_uint_t                  failure;    /* NGX_HTTP_GRPC_GUARD_LIMIT_* */
+    ngx_flag_t                  dry_run;
+    unsigned                    pre:1;      /* some need no identity */
+    unsigned                    post:1;     /* some are keyed on identity */
+} ngx_http_grpc_guard_limit_conf_t;
+
+
+typedef struct {
+    ngx_http_grpc_guard_redis_t  *redis;    /* grpc_guard_redis */
+    size_t                      limit_zone_size;
+    ngx_shm_zone_t             *limit_zone; /* blocked-until, local windows */
+    ngx_flag_t                  limit_used;
+    ngx_msec_t                  limit_failed_logged;    /* per worker */
+    ngx_uint_t                  limit_failed_calls;     /* per worker */
+} ngx_http_grpc_guard_main_conf_t;
 
 
 typedef struct {
@@ -74,6 +111,7 @@ typedef struct {
     ngx_msec_t                  deadline_default;
     ngx_flag_t                  require_tls;
     ngx_uint_t                  log_level;
+    ngx_http_grpc_guard_limit_conf_t  limit;
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -85,6 +123,11 @@ typedef struct {
     ngx_str_t                   decision;
     ngx_str_t                   reason;
     ngx_str_t                  *message;    /* grpc-message, if not generic */
+    ngx_array_t                *headers;    /* ngx_keyval_t, refusal only */
+
+    ngx_str_t                   limit_name; /* the limit that refused */
+    ngx_int_t                   limit_remaining;    /* -1: no limit */
+    ngx_http_grpc_guard_limit_ctx_t  *limit;
 
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
 
@@ -126,6 +169,29 @@ char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
 
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
+
+ngx_int_t ngx_http_grpc_guard_limit(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+void ngx_http_grpc_guard_limit_create_conf(
+    ngx_http_grpc_guard_limit_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_limit_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_limit_conf_t *prev,
+    ngx_http_grpc_guard_limit_conf_t *conf, ngx_flag_t enable);
+ngx_int_t ngx_http_grpc_guard_limit_init_main(ngx_conf_t *cf,
+    ngx_http_grpc_guard_main_conf_t *gmcf);
+char *ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+
+char *ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+void ngx_http_grpc_guard_redis_set_script(ngx_http_grpc_guard_redis_t *rd,
+    ngx_str_t *script);
+ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_eval(
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, ngx_str_t *argv,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data);
+void ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd);
+ngx_int_t ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle);
+void ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle);
 
 
 extern ngx_module_t  ngx_http_grpc_guard_module;

@@ -15,6 +15,8 @@ static ngx_int_t ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_remaining_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
@@ -41,6 +43,10 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
 
     { ngx_string("grpc_guard_grpc_status"), NULL,
       ngx_http_grpc_guard_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_limit_remaining"), NULL,
+      ngx_http_grpc_guard_remaining_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -137,6 +143,35 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     }
 
     v->len = ngx_sprintf(p, "%i", status) - p;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    u_char                     *p;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->limit_remaining < 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->len = ngx_sprintf(p, "%i", ctx->limit_remaining) - p;
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
