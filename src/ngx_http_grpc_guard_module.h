@@ -35,6 +35,10 @@
 #define NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL   1
 #define NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED   2
 
+/* a client cancel this close to its deadline is the deadline (ms) */
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MIN  10
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MAX  1000
+
 
 /* pipeline stages of DESIGN.md section 1, in order */
 
