@@ -82,6 +82,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       offsetof(ngx_http_grpc_guard_loc_conf_t, log_level),
       &ngx_http_grpc_guard_log_levels },
 
+    { ngx_string("grpc_guard_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_audit_log,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -400,6 +407,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
 
     *h = ngx_http_grpc_guard_access_handler;
 
+    if (ngx_http_grpc_guard_audit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_grpc_guard_init_filters(cf);
 }
 
@@ -422,6 +433,7 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->deadline_default = NGX_CONF_UNSET_MSEC;
     conf->require_tls = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
+    conf->audit = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -454,6 +466,8 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->require_tls, prev->require_tls, 1);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_INFO);
+
+    ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
 
     return NGX_CONF_OK;
 }

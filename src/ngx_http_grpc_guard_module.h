@@ -63,6 +63,10 @@
 #define NGX_HTTP_GRPC_GUARD_MAX_PATH            1024
 
 
+/* a location's grpc_guard_audit_log settings: ngx_http_grpc_guard_audit.c */
+typedef struct ngx_http_grpc_guard_audit_s  ngx_http_grpc_guard_audit_t;
+
+
 typedef struct {
     ngx_str_t                   text;       /* without the trailing '*' */
     unsigned                    prefix:1;
@@ -78,6 +82,7 @@ typedef struct {
     ngx_msec_t                  deadline_default;
     ngx_flag_t                  require_tls;
     ngx_uint_t                  log_level;
+    ngx_http_grpc_guard_audit_t  *audit;    /* NULL: grpc_guard_audit_log off */
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -89,6 +94,23 @@ typedef struct {
     ngx_str_t                   decision;
     ngx_str_t                   reason;
     ngx_str_t                  *message;    /* grpc-message, if not generic */
+
+    /*
+     * who called and which rule and limit applied, as the auth, ACL
+     * and limit stages find them; the audit record has a field for each
+     * one that is not empty (section 6 of DESIGN.md)
+     */
+
+    ngx_str_t                   principal;      /* $grpc_guard_principal */
+    ngx_str_t                   principal_kind; /* "jwt", "api_key+jwt" */
+    ngx_str_t                   sub;        /* JWT "sub" */
+    ngx_str_t                   iss;        /* JWT "iss" */
+    ngx_str_t                   client;     /* API-key client id */
+    ngx_str_t                   spiffe;     /* peer certificate SPIFFE ID */
+    ngx_str_t                   fingerprint;    /* hex SHA-256, peer cert */
+    ngx_str_t                   rule;       /* name= or FILE:LINE */
+    ngx_str_t                   limit_name;
+    ngx_int_t                   limit_remaining;    /* if limit_checked */
 
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
 
@@ -106,6 +128,7 @@ typedef struct {
     unsigned                    done:1;
     unsigned                    waiting:1;
     unsigned                    rewritten:1;
+    unsigned                    limit_checked:1;
 } ngx_http_grpc_guard_ctx_t;
 
 
@@ -130,6 +153,10 @@ char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
 
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
+
+char *ngx_http_grpc_guard_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_grpc_guard_audit_init(ngx_conf_t *cf);
 
 
 extern ngx_module_t  ngx_http_grpc_guard_module;
