@@ -809,11 +809,22 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t *source)
 {
     ngx_int_t         n;
-    ngx_uint_t        count;
+    ngx_uint_t        count, status;
+    ngx_msec_t        timeout, slack;
+    ngx_time_t       *tp;
+    ngx_msec_int_t    elapsed;
     ngx_table_elt_t  *h;
 
     if (ctx->grpc_status != NGX_HTTP_GRPC_GUARD_NO_STATUS) {
-        *source = NGX_HTTP_GRPC_GUARD_SOURCE_LOCAL;
+
+        /*
+         * the module's own refusal; or an nginx error page (502, 504,
+         * 413...) that the header filter turned into a gRPC status,
+         * which tells what happened rather than what anyone answered
+         */
+
+        *source = ctx->rewritten ? NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED
+                                 : NGX_HTTP_GRPC_GUARD_SOURCE_LOCAL;
         return ctx->grpc_status;
     }
 
@@ -835,26 +846,73 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
 
     *source = NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED;
 
-    if (r->headers_out.status && r->headers_out.status != NGX_HTTP_OK) {
-        return ngx_http_grpc_guard_http_to_grpc(r->headers_out.status);
-    }
+    status = r->headers_out.status;
 
-    if (r->connection->error || r->headers_out.status == 0) {
+    /*
+     * the client went away before the call ended: RST_STREAM or a
+     * closed connection set c->error (an upstream failure does not),
+     * and nginx ends such a call with 499 while no header was sent
+     */
 
-        /* the client went away before the call ended */
+    if (r->connection->error || status == NGX_HTTP_CLIENT_CLOSED_REQUEST) {
 
-        if (ctx->has_timeout
-            && ngx_current_msec - ctx->start >= ctx->timeout)
-        {
+        if (ctx->has_timeout) {
+            timeout = ctx->timeout;
+
+        } else {
+            h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
+                                            &ngx_http_grpc_guard_grpc_timeout,
+                                            &count);
+
+            if (h == NULL || count != 1
+                || ngx_http_grpc_guard_parse_timeout(&h->value, &timeout)
+                   != NGX_OK)
+            {
+                return NGX_HTTP_GRPC_GUARD_CANCELLED;
+            }
+        }
+
+        /*
+         * the client's clock started before nginx saw the call (by a
+         * connect and a TLS handshake, for the first call of a channel),
+         * so its cancel at the deadline comes "early" here: a cancel
+         * within a tenth of the deadline (10 ms to 1 s) of it counts
+         */
+
+        slack = timeout / 10;
+        slack = ngx_max(slack, NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MIN);
+        slack = ngx_min(slack, NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MAX);
+
+        tp = ngx_timeofday();
+        elapsed = (ngx_msec_int_t) ((tp->sec - r->start_sec) * 1000
+                                    + (tp->msec - r->start_msec));
+
+        if (elapsed + (ngx_msec_int_t) slack >= (ngx_msec_int_t) timeout) {
             return NGX_HTTP_GRPC_GUARD_DEADLINE_EXCEEDED;
         }
 
         return NGX_HTTP_GRPC_GUARD_CANCELLED;
     }
 
-    /* a response without grpc-status: reset mid-stream */
+    if (status == NGX_HTTP_OK) {
 
-    return NGX_HTTP_GRPC_GUARD_INTERNAL;
+        /*
+         * the response started but ended without grpc-status: the
+         * upstream reset the stream or closed the connection mid-call,
+         * or timed out, and nginx reset the stream to the client
+         */
+
+        return NGX_HTTP_GRPC_GUARD_INTERNAL;
+    }
+
+    if (status) {
+
+        /* nginx's own error page, in a location without the guard */
+
+        return ngx_http_grpc_guard_http_to_grpc(status);
+    }
+
+    return NGX_HTTP_GRPC_GUARD_UNKNOWN;
 
 found:
 

@@ -112,6 +112,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       0,
       NULL },
 
+    { ngx_string("grpc_guard_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_audit_log,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("grpc_guard_limit_failure"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_enum_slot,
@@ -463,6 +470,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
 
     *h = ngx_http_grpc_guard_access_handler;
 
+    if (ngx_http_grpc_guard_audit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_grpc_guard_init_filters(cf);
 }
 
@@ -511,6 +522,7 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->deadline_default = NGX_CONF_UNSET_MSEC;
     conf->require_tls = NGX_CONF_UNSET;
     conf->log_level = NGX_CONF_UNSET_UINT;
+    conf->audit = NGX_CONF_UNSET_PTR;
 
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
 
@@ -576,6 +588,7 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         return NGX_CONF_ERROR;
     }
+    ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
 
     return NGX_CONF_OK;
 }

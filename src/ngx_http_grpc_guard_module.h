@@ -35,6 +35,10 @@
 #define NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL   1
 #define NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED   2
 
+/* a client cancel this close to its deadline is the deadline (ms) */
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MIN  10
+#define NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MAX  1000
+
 
 /* pipeline stages of DESIGN.md section 1, in order */
 
@@ -64,6 +68,8 @@
 #define NGX_HTTP_GRPC_GUARD_LIMIT_OPEN          0
 #define NGX_HTTP_GRPC_GUARD_LIMIT_CLOSED        1
 #define NGX_HTTP_GRPC_GUARD_LIMIT_LOCAL         2
+/* a location's grpc_guard_audit_log settings: ngx_http_grpc_guard_audit.c */
+typedef struct ngx_http_grpc_guard_audit_s  ngx_http_grpc_guard_audit_t;
 
 
 typedef struct {
@@ -112,6 +118,7 @@ typedef struct {
     ngx_flag_t                  require_tls;
     ngx_uint_t                  log_level;
     ngx_http_grpc_guard_limit_conf_t  limit;
+    ngx_http_grpc_guard_audit_t  *audit;    /* NULL: grpc_guard_audit_log off */
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -128,6 +135,21 @@ typedef struct {
     ngx_str_t                   limit_name; /* the limit that refused */
     ngx_int_t                   limit_remaining;    /* -1: no limit */
     ngx_http_grpc_guard_limit_ctx_t  *limit;
+
+    /*
+     * who called and which rule and limit applied, as the auth, ACL
+     * and limit stages find them; the audit record has a field for each
+     * one that is not empty (section 6 of DESIGN.md)
+     */
+
+    ngx_str_t                   principal;      /* $grpc_guard_principal */
+    ngx_str_t                   principal_kind; /* "jwt", "api_key+jwt" */
+    ngx_str_t                   sub;        /* JWT "sub" */
+    ngx_str_t                   iss;        /* JWT "iss" */
+    ngx_str_t                   client;     /* API-key client id */
+    ngx_str_t                   spiffe;     /* peer certificate SPIFFE ID */
+    ngx_str_t                   fingerprint;    /* hex SHA-256, peer cert */
+    ngx_str_t                   rule;       /* name= or FILE:LINE */
 
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
 
@@ -192,6 +214,9 @@ ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_eval(
 void ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd);
 ngx_int_t ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle);
+char *ngx_http_grpc_guard_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_grpc_guard_audit_init(ngx_conf_t *cf);
 
 
 extern ngx_module_t  ngx_http_grpc_guard_module;
