@@ -270,6 +270,7 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
 
         ngx_memzero(tmp, sizeof(ngx_http_grpc_guard_ctx_t));
         tmp->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+        tmp->limit_remaining = -1;
         tmp->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
         tmp->path = r->unparsed_uri;
 
@@ -667,7 +668,7 @@ ngx_http_grpc_guard_audit_record(u_char *p,
                                         &ctx->rule,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
-    if (ctx->limit_remaining >= 0 || ctx->limit_name.len) {
+    if (ctx->limit || ctx->limit_name.len) {
         p = ngx_http_grpc_guard_audit_lit(p, ",\"limit\":{");
 
         if (ctx->limit_name.len) {
