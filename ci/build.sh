@@ -43,5 +43,8 @@ fi
 
 make -s -C "$build" -f objs/Makefile modules
 mkdir -p "$out"
-cp "$build/objs/ngx_http_grpc_guard_module.so" "$out/"
+
+# a running nginx maps the old file: replace it, never write into it
+cp "$build/objs/ngx_http_grpc_guard_module.so" "$out/.module.so.tmp"
+mv -f "$out/.module.so.tmp" "$out/ngx_http_grpc_guard_module.so"
 echo "build: $out/ngx_http_grpc_guard_module.so"
