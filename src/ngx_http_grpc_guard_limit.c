@@ -229,9 +229,9 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_uint_t                         post, n;
     ngx_http_cleanup_t                *cln;
     ngx_http_grpc_guard_limit_ctx_t   *lctx;
-    ngx_http_grpc_guard_limit_zone_t  *zone;
     ngx_http_grpc_guard_main_conf_t   *gmcf;
     ngx_http_grpc_guard_limit_conf_t  *lcf;
+    ngx_http_grpc_guard_limit_zone_t  *zone;
 
     lcf = &glcf->limit;
     post = (ctx->stage == NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST);
@@ -396,8 +396,8 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_limit_t *limit,
     ngx_str_t *value, ngx_str_t *key)
 {
-    u_char                    *p;
     size_t                     len;
+    u_char                    *p;
     ngx_str_t                 *per;
     ngx_sha1_t                 sha1;
     ngx_http_core_loc_conf_t  *clcf;
@@ -477,8 +477,8 @@ ngx_http_grpc_guard_limit_argv(ngx_http_request_t *r,
     ngx_http_grpc_guard_limit_ctx_t *lctx)
 {
     u_char      *p;
-    ngx_uint_t   i, n;
     ngx_str_t   *argv;
+    ngx_uint_t   i, n;
 
     n = lctx->n;
 
@@ -925,8 +925,8 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
     uint64_t                           now, w;
     ngx_int_t                          r;
     ngx_msec_t                         wait;
-    ngx_uint_t                         i;
     ngx_time_t                        *tp;
+    ngx_uint_t                         i;
     ngx_http_grpc_guard_limit_node_t  *lr;
 
     /*
@@ -1368,8 +1368,8 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t                         *value, s, key;
     ngx_uint_t                         i;
     ngx_http_grpc_guard_limit_t       *limit, *other;
-    ngx_http_grpc_guard_limit_conf_t  *lcf;
     ngx_http_compile_complex_value_t   ccv;
+    ngx_http_grpc_guard_limit_conf_t  *lcf;
 
     lcf = &glcf->limit;
     value = cf->args->elts;
