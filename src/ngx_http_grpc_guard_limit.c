@@ -67,6 +67,7 @@ typedef struct {
 struct ngx_http_grpc_guard_limit_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_grpc_guard_redis_cmd_t  *cmd;
+    ngx_http_event_handler_pt         read_event_handler;   /* parked */
 
     ngx_uint_t                        stage;
     ngx_uint_t                        state;
@@ -341,6 +342,7 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
 
     lctx->state = NGX_HTTP_GRPC_GUARD_LIMIT_WAITING;
 
+    lctx->read_event_handler = r->read_event_handler;
     r->read_event_handler = ngx_http_grpc_guard_limit_parked;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -530,7 +532,7 @@ ngx_http_grpc_guard_limit_reply(void *data, void *reply)
                    "grpc guard limit: outcome %ui, wait %M",
                    lctx->outcome, lctx->wait);
 
-    r->read_event_handler = ngx_http_block_reading;
+    r->read_event_handler = lctx->read_event_handler;
 
     ngx_http_grpc_guard_resume(r, NGX_OK);
 }
@@ -540,16 +542,30 @@ static void
 ngx_http_grpc_guard_limit_parse(ngx_http_grpc_guard_limit_ctx_t *lctx,
     redisReply *reply)
 {
-    ngx_uint_t           i;
-    redisReply         **e;
-    ngx_http_request_t  *r;
+    ngx_uint_t                        i;
+    redisReply                      **e;
+    ngx_http_request_t               *r;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     r = lctx->request;
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "grpc guard: redis limiter script failed: %*s",
-                      (size_t) reply->len, reply->str);
+
+        /* e.g. a read-only replica: said at most once a second */
+
+        gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
+
+        if (gmcf->limit_error_logged == 0
+            || ngx_current_msec - gmcf->limit_error_logged >= 1000)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "grpc guard: redis limiter script failed: %*s",
+                          (size_t) reply->len, reply->str);
+
+            gmcf->limit_error_logged = ngx_current_msec ? ngx_current_msec
+                                                        : 1;
+        }
+
         goto failed;
     }
 
