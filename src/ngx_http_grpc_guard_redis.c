@@ -569,15 +569,20 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
         return NULL;
     }
 
-    if (ngx_http_grpc_guard_redis_append_call(conn, argc, argv, 0)
-        != NGX_OK)
-    {
-        return NULL;
-    }
+    /* queued first: bytes in the buffer always have their command */
 
     cmd = ngx_http_grpc_guard_redis_queue(conn,
                                           NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
     if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_grpc_guard_redis_append_call(conn, argc, argv, 0)
+        != NGX_OK)
+    {
+        ngx_queue_remove(&cmd->queue);
+        conn->npending--;
+        ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
         return NULL;
     }
 
