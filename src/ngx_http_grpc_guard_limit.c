@@ -67,6 +67,7 @@ typedef struct {
 struct ngx_http_grpc_guard_limit_ctx_s {
     ngx_http_request_t               *request;
     ngx_http_grpc_guard_redis_cmd_t  *cmd;
+    ngx_http_event_handler_pt         read_event_handler;   /* parked */
 
     ngx_uint_t                        stage;
     ngx_uint_t                        state;
@@ -229,9 +230,9 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_uint_t                         post, n;
     ngx_http_cleanup_t                *cln;
     ngx_http_grpc_guard_limit_ctx_t   *lctx;
-    ngx_http_grpc_guard_limit_zone_t  *zone;
     ngx_http_grpc_guard_main_conf_t   *gmcf;
     ngx_http_grpc_guard_limit_conf_t  *lcf;
+    ngx_http_grpc_guard_limit_zone_t  *zone;
 
     lcf = &glcf->limit;
     post = (ctx->stage == NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST);
@@ -341,6 +342,7 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
 
     lctx->state = NGX_HTTP_GRPC_GUARD_LIMIT_WAITING;
 
+    lctx->read_event_handler = r->read_event_handler;
     r->read_event_handler = ngx_http_grpc_guard_limit_parked;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -396,8 +398,8 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_limit_t *limit,
     ngx_str_t *value, ngx_str_t *key)
 {
-    u_char                    *p;
     size_t                     len;
+    u_char                    *p;
     ngx_str_t                 *per;
     ngx_sha1_t                 sha1;
     ngx_http_core_loc_conf_t  *clcf;
@@ -477,8 +479,8 @@ ngx_http_grpc_guard_limit_argv(ngx_http_request_t *r,
     ngx_http_grpc_guard_limit_ctx_t *lctx)
 {
     u_char      *p;
-    ngx_uint_t   i, n;
     ngx_str_t   *argv;
+    ngx_uint_t   i, n;
 
     n = lctx->n;
 
@@ -530,7 +532,7 @@ ngx_http_grpc_guard_limit_reply(void *data, void *reply)
                    "grpc guard limit: outcome %ui, wait %M",
                    lctx->outcome, lctx->wait);
 
-    r->read_event_handler = ngx_http_block_reading;
+    r->read_event_handler = lctx->read_event_handler;
 
     ngx_http_grpc_guard_resume(r, NGX_OK);
 }
@@ -540,16 +542,30 @@ static void
 ngx_http_grpc_guard_limit_parse(ngx_http_grpc_guard_limit_ctx_t *lctx,
     redisReply *reply)
 {
-    ngx_uint_t           i;
-    redisReply         **e;
-    ngx_http_request_t  *r;
+    ngx_uint_t                        i;
+    redisReply                      **e;
+    ngx_http_request_t               *r;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     r = lctx->request;
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "grpc guard: redis limiter script failed: %*s",
-                      (size_t) reply->len, reply->str);
+
+        /* e.g. a read-only replica: said at most once a second */
+
+        gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
+
+        if (gmcf->limit_error_logged == 0
+            || ngx_current_msec - gmcf->limit_error_logged >= 1000)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "grpc guard: redis limiter script failed: %*s",
+                          (size_t) reply->len, reply->str);
+
+            gmcf->limit_error_logged = ngx_current_msec ? ngx_current_msec
+                                                        : 1;
+        }
+
         goto failed;
     }
 
@@ -925,8 +941,8 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
     uint64_t                           now, w;
     ngx_int_t                          r;
     ngx_msec_t                         wait;
-    ngx_uint_t                         i;
     ngx_time_t                        *tp;
+    ngx_uint_t                         i;
     ngx_http_grpc_guard_limit_node_t  *lr;
 
     /*
@@ -1368,8 +1384,8 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t                         *value, s, key;
     ngx_uint_t                         i;
     ngx_http_grpc_guard_limit_t       *limit, *other;
-    ngx_http_grpc_guard_limit_conf_t  *lcf;
     ngx_http_compile_complex_value_t   ccv;
+    ngx_http_grpc_guard_limit_conf_t  *lcf;
 
     lcf = &glcf->limit;
     value = cf->args->elts;

@@ -496,6 +496,7 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->limit_used = 0;
      *     conf->limit_failed_logged = 0;
      *     conf->limit_failed_calls = 0;
+     *     conf->limit_error_logged = 0;
      */
 
     conf->limit_zone_size = NGX_CONF_UNSET_SIZE;

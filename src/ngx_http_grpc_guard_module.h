@@ -105,6 +105,7 @@ typedef struct {
     ngx_flag_t                  limit_used;
     ngx_msec_t                  limit_failed_logged;    /* per worker */
     ngx_uint_t                  limit_failed_calls;     /* per worker */
+    ngx_msec_t                  limit_error_logged;     /* per worker */
 } ngx_http_grpc_guard_main_conf_t;
 
 

@@ -82,7 +82,7 @@ struct ngx_http_grpc_guard_redis_conn_s {
     ngx_peer_connection_t                  peer;
     ngx_http_grpc_guard_redis_t           *redis;
     ngx_log_t                              log;
-    void                                  *reader;
+    redisReader                           *reader;
 
     u_char                                *start;   /* output buffer */
     u_char                                *pos;
@@ -496,8 +496,8 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     ngx_uint_t                        i;
     ngx_queue_t                      *q;
     ngx_http_grpc_guard_redis_t      *rd;
-    ngx_http_grpc_guard_redis_cmd_t  *cmd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
 
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_grpc_guard_module);
@@ -569,15 +569,20 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
         return NULL;
     }
 
-    if (ngx_http_grpc_guard_redis_append_call(conn, argc, argv, 0)
-        != NGX_OK)
-    {
-        return NULL;
-    }
+    /* queued first: bytes in the buffer always have their command */
 
     cmd = ngx_http_grpc_guard_redis_queue(conn,
                                           NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
     if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_grpc_guard_redis_append_call(conn, argc, argv, 0)
+        != NGX_OK)
+    {
+        ngx_queue_remove(&cmd->queue);
+        conn->npending--;
+        ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
         return NULL;
     }
 
@@ -895,26 +900,27 @@ ngx_http_grpc_guard_redis_append(ngx_http_grpc_guard_redis_conn_t *conn,
         return NGX_ERROR;
     }
 
-    if ((size_t) (conn->end - conn->last) < (size_t) len) {
-
+    if (conn->start == NULL
+        || (size_t) (conn->end - conn->last) < (size_t) len)
+    {
         /* move what is left to send to the front, or grow the buffer */
 
-        used = conn->last - conn->pos;
+        used = conn->start ? (size_t) (conn->last - conn->pos) : 0;
 
-        if (conn->pos != conn->start && used) {
-            ngx_memmove(conn->start, conn->pos, used);
+        if (conn->start && conn->pos != conn->start) {
+
+            if (used) {
+                ngx_memmove(conn->start, conn->pos, used);
+            }
+
+            conn->pos = conn->start;
+            conn->last = conn->start + used;
         }
 
-        conn->pos = conn->start;
-        conn->last = conn->start + used;
-
-        if ((size_t) (conn->end - conn->last) < (size_t) len) {
-
-            size = conn->end - conn->start;
-
-            if (size == 0) {
-                size = 4096;
-            }
+        if (conn->start == NULL
+            || (size_t) (conn->end - conn->last) < (size_t) len)
+        {
+            size = conn->start ? (size_t) (conn->end - conn->start) : 4096;
 
             while (size - used < (size_t) len) {
                 size *= 2;

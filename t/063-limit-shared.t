@@ -143,7 +143,7 @@ open socket
 
 === TEST 4: nginx -s reload during traffic: no call lost, the limit still holds
 --- http_config
-    grpc_guard_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s;
+    grpc_guard_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=1s keepalive=3;
 --- config
     location / {
         grpc_guard_limit rate=20r/s key=$remote_addr name=c4;
