@@ -33,6 +33,8 @@ static ngx_int_t ngx_http_grpc_guard_add_header(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *value);
 static ngx_int_t ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_str_t *ngx_http_grpc_guard_percent_encode(ngx_pool_t *pool,
     ngx_str_t *s);
 static ngx_http_grpc_guard_reply_t *ngx_http_grpc_guard_reply(
@@ -86,6 +88,10 @@ static ngx_str_t  ngx_http_grpc_guard_grpc_message =
 static ngx_str_t  ngx_http_grpc_guard_content_type =
     ngx_string("application/grpc");
 
+static ngx_str_t  ngx_http_grpc_guard_bearer = ngx_string("Bearer");
+static ngx_str_t  ngx_http_grpc_guard_bearer_invalid =
+    ngx_string("Bearer error=\"invalid_token\"");
+
 static ngx_str_t  ngx_http_grpc_guard_deadline_message =
     ngx_string("deadline required");
 static ngx_str_t  ngx_http_grpc_guard_bad_deadline_message =
@@ -103,7 +109,7 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 ngx_int_t
 ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r)
 {
-    u_char     c;
+    u_char      c;
     ngx_str_t  *ct;
 
     if (r->headers_in.content_type == NULL) {
@@ -337,9 +343,7 @@ ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
         h->hash = ngx_hash_key(h->key.data, h->key.len);
         h->value = value;
 #if (nginx_version >= 1023000)
-    #if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
+        h->next = NULL;
 #endif
 
         ctx->timeout = glcf->deadline_default;
@@ -539,6 +543,12 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
 
         /* not a gRPC call: the HTTP equivalent, nginx's own page */
 
+        if (reply->http_status == NGX_HTTP_UNAUTHORIZED
+            && ngx_http_grpc_guard_www_authenticate(r, ctx) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         if (ngx_http_grpc_guard_add_headers(r, ctx) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -588,6 +598,39 @@ ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
             return NGX_ERROR;
         }
     }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_table_elt_t  *h;
+
+    if (ctx->conf == NULL
+        || !(ctx->conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT))
+    {
+        return NGX_OK;
+    }
+
+    /* RFC 6750, section 3: no error code when nothing was presented */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+    ngx_str_set(&h->key, "WWW-Authenticate");
+    h->value = ctx->credentials ? ngx_http_grpc_guard_bearer_invalid
+                                : ngx_http_grpc_guard_bearer;
+
+    r->headers_out.www_authenticate = h;
 
     return NGX_OK;
 }
@@ -690,9 +733,9 @@ ngx_http_grpc_guard_add_header(ngx_http_request_t *r, ngx_str_t *key,
 static ngx_str_t *
 ngx_http_grpc_guard_percent_encode(ngx_pool_t *pool, ngx_str_t *s)
 {
-    u_char      *p, *q;
-    size_t       n;
-    ngx_str_t   *out;
+    size_t      n;
+    u_char     *p, *q;
+    ngx_str_t  *out;
 
     static u_char  hex[] = "0123456789ABCDEF";
 
@@ -923,6 +966,105 @@ found:
     }
 
     return n;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_remove_header(ngx_list_t *list, ngx_table_elt_t *h,
+    ngx_pool_t *pool)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part, *prev, *tail;
+    ngx_table_elt_t  *elts;
+
+    /*
+     * r->headers_in keeps pointers to the elements, so none of them
+     * may move: the part that holds the element is cut around it
+     * instead.  Two rules of ngx_list_t are kept: no part is empty
+     * unless it is the only one (the loops over headers do not expect
+     * an empty part after the first), and ngx_list_push() never
+     * writes past the array of the last part nor over the removed
+     * element: the next push starts a new part
+     */
+
+    prev = NULL;
+
+    for (part = &list->part; part; prev = part, part = part->next) {
+
+        elts = part->elts;
+
+        if (h < elts || h >= elts + part->nelts) {
+            continue;
+        }
+
+        i = h - elts;
+        n = part->nelts;
+
+        if (n == 1) {
+
+            if (part->next) {
+
+                if (prev) {
+                    prev->next = part->next;
+
+                } else {
+                    tail = part->next;
+                    *part = *tail;
+
+                    if (list->last == tail) {
+                        list->last = part;
+                    }
+                }
+
+            } else if (prev) {
+                prev->next = NULL;
+                list->last = prev;
+
+            } else {
+
+                /* the only element of the list: a fresh, empty array */
+
+                part->elts = ngx_palloc(pool, list->nalloc * list->size);
+                if (part->elts == NULL) {
+                    return NGX_ERROR;
+                }
+
+                part->nelts = 0;
+
+                return NGX_OK;
+            }
+
+        } else if (i == 0) {
+            part->elts = &elts[1];
+            part->nelts = n - 1;
+
+        } else if (i == n - 1) {
+            part->nelts = n - 1;
+
+        } else {
+            tail = ngx_palloc(pool, sizeof(ngx_list_part_t));
+            if (tail == NULL) {
+                return NGX_ERROR;
+            }
+
+            tail->elts = &elts[i + 1];
+            tail->nelts = n - i - 1;
+            tail->next = part->next;
+
+            part->nelts = i;
+            part->next = tail;
+
+            if (list->last == part) {
+                list->last = tail;
+            }
+        }
+
+        list->nalloc = list->last->nelts;
+
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
 }
 
 

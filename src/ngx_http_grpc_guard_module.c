@@ -16,6 +16,8 @@ static ngx_int_t ngx_http_grpc_guard_run(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_finish(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
@@ -24,10 +26,42 @@ static void *ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
+static ngx_int_t ngx_http_grpc_guard_turns_on(
+    ngx_http_grpc_guard_loc_conf_t *conf);
 static char *ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
+typedef struct {
+    ngx_str_t                    name;
+    ngx_uint_t                   mask;
+    ngx_http_grpc_guard_auth_pt  handler;
+} ngx_http_grpc_guard_auth_method_t;
+
+
+/*
+ * the methods grpc_guard_auth accepts, in the order they are tried:
+ * the cheapest first
+ */
+
+static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
+
+    { ngx_string("jwt"), NGX_HTTP_GRPC_GUARD_AUTH_JWT,
+      ngx_http_grpc_guard_jwt_authenticate },
+
+    { ngx_null_string, 0, NULL }
+};
+
+
+static ngx_conf_enum_t  ngx_http_grpc_guard_satisfy[] = {
+    { ngx_string("all"), NGX_HTTP_GRPC_GUARD_SATISFY_ALL },
+    { ngx_string("any"), NGX_HTTP_GRPC_GUARD_SATISFY_ANY },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_conf_enum_t  ngx_http_grpc_guard_limit_failure[] = {
@@ -112,6 +146,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       0,
       NULL },
 
+    { ngx_string("grpc_guard_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_auth,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("grpc_guard_audit_log"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_grpc_guard_audit_log,
@@ -131,6 +172,90 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_grpc_guard_loc_conf_t, limit.dry_run),
+      NULL },
+
+    { ngx_string("grpc_guard_auth_satisfy"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, satisfy),
+      &ngx_http_grpc_guard_satisfy },
+
+    { ngx_string("grpc_guard_forward_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, forward_credentials),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_jwt_key_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_algorithms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_jwt_algorithms,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_jwt_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.issuers),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_jwt_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.audiences),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_require"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_jwt_list,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.require),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.leeway),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_max_lifetime"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_jwt_max_lifetime,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.max_lifetime),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.max_size),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.token),
+      NULL },
+
+    { ngx_string("grpc_guard_jwt_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_jwt_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -208,13 +333,17 @@ ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
         ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
         ngx_str_null(&ctx->reason);
         ngx_str_null(&ctx->decision);
+        ngx_str_null(&ctx->principal);
         ctx->message = NULL;
+        ctx->auth = 0;
+        ctx->jwt = NULL;
         ctx->public = 0;
 
         ctx->headers = NULL;
         ngx_str_null(&ctx->limit_name);
         ctx->limit_remaining = -1;
         ctx->limit = NULL;
+        ctx->credentials = 0;
     }
 
     ctx->conf = glcf;
@@ -242,11 +371,15 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
             rc = ngx_http_grpc_guard_limit(r, glcf, ctx);
             break;
 
+        case NGX_HTTP_GRPC_GUARD_STAGE_AUTHENTICATE:
+            rc = ngx_http_grpc_guard_authenticate(r, glcf, ctx);
+            break;
+
         default:
 
             /*
-             * authentication and authorization: nothing is
-             * configured for them in this location
+             * authorization: nothing is configured for it in this
+             * location
              */
 
             rc = NGX_DECLINED;
@@ -329,6 +462,81 @@ ngx_http_grpc_guard_finish(ngx_http_request_t *r,
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_int_t                           rc;
+    ngx_http_grpc_guard_auth_method_t  *m;
+    ngx_http_grpc_guard_auth_result_t   res, failed;
+
+    if (glcf->auth == 0 || ctx->public) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memzero(&failed, sizeof(ngx_http_grpc_guard_auth_result_t));
+
+    for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
+
+        if (!(glcf->auth & m->mask)) {
+            continue;
+        }
+
+        ngx_memzero(&res, sizeof(ngx_http_grpc_guard_auth_result_t));
+
+        rc = m->handler(r, glcf, ctx, &res);
+
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            ctx->auth |= m->mask;
+
+            if (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY) {
+                return NGX_DECLINED;
+            }
+
+            continue;
+        }
+
+        /*
+         * the reason reported is the first failure, preferring a
+         * credential that was presented and refused over one that
+         * is merely missing
+         */
+
+        if (failed.reason == NULL || (res.presented && !failed.presented)) {
+            failed = res;
+        }
+
+        if (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ALL) {
+            break;
+        }
+    }
+
+    if (failed.reason == NULL) {
+        return NGX_DECLINED;
+    }
+
+    /* refused: nothing of what may have succeeded is kept */
+
+    ctx->auth = 0;
+    ctx->jwt = NULL;
+    ngx_str_null(&ctx->principal);
+
+    ctx->credentials = failed.presented;
+
+    if (failed.message) {
+        ctx->message = failed.message;
+    }
+
+    return ngx_http_grpc_guard_refuse(r, ctx,
+                                      NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED,
+                                      failed.reason);
 }
 
 
@@ -447,9 +655,16 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
     ngx_http_core_main_conf_t        *cmcf;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
-    /* the locations are merged by now: the limiter's zone if needed */
+    /*
+     * the locations are merged by now: the token cache and the
+     * limiter's zone are set up if they are needed
+     */
 
     gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_grpc_guard_module);
+
+    if (ngx_http_grpc_guard_jwt_init_main(cf, gmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_grpc_guard_limit_init_main(cf, gmcf) != NGX_OK) {
         return NGX_ERROR;
@@ -497,9 +712,13 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->limit_failed_logged = 0;
      *     conf->limit_failed_calls = 0;
      *     conf->limit_error_logged = 0;
+     *     conf->jwt_used = 0;
+     *     conf->jwt_cache = NULL;
+     *     conf->jwt = NULL;
      */
 
     conf->limit_zone_size = NGX_CONF_UNSET_SIZE;
+    conf->jwt_cache_size = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -525,7 +744,12 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->log_level = NGX_CONF_UNSET_UINT;
     conf->audit = NGX_CONF_UNSET_PTR;
 
+    conf->auth = NGX_CONF_UNSET_UINT;
+    conf->satisfy = NGX_CONF_UNSET_UINT;
+    conf->forward_credentials = NGX_CONF_UNSET;
+
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
+    ngx_http_grpc_guard_jwt_create_conf(&conf->jwt);
 
     return conf;
 }
@@ -537,27 +761,25 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_grpc_guard_loc_conf_t  *prev = parent;
     ngx_http_grpc_guard_loc_conf_t  *conf = child;
 
-    ngx_flag_t  enable;
+    ngx_flag_t                        enable;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     /*
-     * a limit turns the guard on; of it and an explicit "grpc_guard",
-     * the one set at the innermost level wins; the outermost level is
-     * never merged itself, so its limits are looked at here
+     * an authentication requirement or a limit turns the guard on; of
+     * it and an explicit "grpc_guard", the one set at the innermost
+     * level wins; the outermost level is never merged itself, so its
+     * settings are looked at here
      */
 
     if (conf->enable == NGX_CONF_UNSET
-        && conf->limit.limits != NGX_CONF_UNSET_PTR
-        && conf->limit.limits != NULL)
+        && ngx_http_grpc_guard_turns_on(conf))
     {
         conf->enable = 1;
     }
 
     enable = prev->enable;
 
-    if (enable == NGX_CONF_UNSET
-        && prev->limit.limits != NGX_CONF_UNSET_PTR
-        && prev->limit.limits != NULL)
-    {
+    if (enable == NGX_CONF_UNSET && ngx_http_grpc_guard_turns_on(prev)) {
         enable = 1;
     }
 
@@ -589,9 +811,25 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         return NGX_CONF_ERROR;
     }
+
     ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
 
-    return NGX_CONF_OK;
+    ngx_conf_merge_uint_value(conf->auth, prev->auth, 0);
+    ngx_conf_merge_uint_value(conf->satisfy, prev->satisfy,
+                              NGX_HTTP_GRPC_GUARD_SATISFY_ALL);
+    ngx_conf_merge_value(conf->forward_credentials,
+                         prev->forward_credentials, 0);
+
+    if (conf->enable && (conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)) {
+        gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_grpc_guard_module);
+        gmcf->jwt_used = 1;
+
+        return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt,
+                                                  1);
+    }
+
+    return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt, 0);
 }
 
 
@@ -707,4 +945,78 @@ ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    ngx_str_t                          *value;
+    ngx_uint_t                          i, auth;
+    ngx_http_grpc_guard_auth_method_t  *m;
+
+    if (glcf->auth != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->auth = 0;
+        return NGX_CONF_OK;
+    }
+
+    auth = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
+            if (m->name.len == value[i].len
+                && ngx_strcmp(m->name.data, value[i].data) == 0)
+            {
+                break;
+            }
+        }
+
+        if (m->handler == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid authentication method \"%V\"",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (auth & m->mask) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "authentication method \"%V\" is listed "
+                               "twice", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        auth |= m->mask;
+    }
+
+    glcf->auth = auth;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
+{
+    /* settings that need the guard, as the level itself gives them */
+
+    if (conf->auth != NGX_CONF_UNSET_UINT && conf->auth != 0) {
+        return 1;
+    }
+
+    if (conf->limit.limits != NGX_CONF_UNSET_PTR
+        && conf->limit.limits != NULL)
+    {
+        return 1;
+    }
+
+    return 0;
 }

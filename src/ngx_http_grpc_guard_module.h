@@ -68,8 +68,19 @@
 #define NGX_HTTP_GRPC_GUARD_LIMIT_OPEN          0
 #define NGX_HTTP_GRPC_GUARD_LIMIT_CLOSED        1
 #define NGX_HTTP_GRPC_GUARD_LIMIT_LOCAL         2
-/* a location's grpc_guard_audit_log settings: ngx_http_grpc_guard_audit.c */
-typedef struct ngx_http_grpc_guard_audit_s  ngx_http_grpc_guard_audit_t;
+
+
+/* authentication methods of grpc_guard_auth, as a bitmask */
+
+#define NGX_HTTP_GRPC_GUARD_AUTH_JWT            0x0001
+#define NGX_HTTP_GRPC_GUARD_AUTH_API_KEY        0x0002
+#define NGX_HTTP_GRPC_GUARD_AUTH_MTLS           0x0004
+
+#define NGX_HTTP_GRPC_GUARD_SATISFY_ALL         0
+#define NGX_HTTP_GRPC_GUARD_SATISFY_ANY         1
+
+
+#define NGX_HTTP_GRPC_GUARD_SHA256_LEN          32
 
 
 typedef struct {
@@ -77,6 +88,9 @@ typedef struct {
     unsigned                    prefix:1;
 } ngx_http_grpc_guard_pattern_t;
 
+
+/* a location's grpc_guard_audit_log settings: ngx_http_grpc_guard_audit.c */
+typedef struct ngx_http_grpc_guard_audit_s  ngx_http_grpc_guard_audit_t;
 
 typedef struct ngx_http_grpc_guard_redis_s  ngx_http_grpc_guard_redis_t;
 typedef struct ngx_http_grpc_guard_redis_cmd_s
@@ -98,6 +112,26 @@ typedef struct {
 } ngx_http_grpc_guard_limit_conf_t;
 
 
+typedef struct ngx_http_grpc_guard_jwt_ctx_s  ngx_http_grpc_guard_jwt_ctx_t;
+typedef struct ngx_http_grpc_guard_jwt_main_s  ngx_http_grpc_guard_jwt_main_t;
+
+
+typedef struct {
+    ngx_array_t                *keys;       /* jwt.c's key type */
+    ngx_uint_t                  algorithms; /* bitmask */
+    ngx_array_t                *issuers;    /* ngx_str_t */
+    ngx_array_t                *audiences;  /* ngx_str_t */
+    ngx_array_t                *require;    /* ngx_str_t */
+    time_t                      leeway;
+    time_t                      max_lifetime;
+    size_t                      max_size;
+    ngx_http_complex_value_t   *token;
+
+    /* digest of the settings above: cache entries are kept apart by it */
+    u_char                      policy[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+} ngx_http_grpc_guard_jwt_conf_t;
+
+
 typedef struct {
     ngx_http_grpc_guard_redis_t  *redis;    /* grpc_guard_redis */
     size_t                      limit_zone_size;
@@ -106,6 +140,10 @@ typedef struct {
     ngx_msec_t                  limit_failed_logged;    /* per worker */
     ngx_uint_t                  limit_failed_calls;     /* per worker */
     ngx_msec_t                  limit_error_logged;     /* per worker */
+    ssize_t                     jwt_cache_size;
+    ngx_flag_t                  jwt_used;
+    ngx_shm_zone_t             *jwt_cache;
+    ngx_http_grpc_guard_jwt_main_t  *jwt;
 } ngx_http_grpc_guard_main_conf_t;
 
 
@@ -120,6 +158,10 @@ typedef struct {
     ngx_uint_t                  log_level;
     ngx_http_grpc_guard_limit_conf_t  limit;
     ngx_http_grpc_guard_audit_t  *audit;    /* NULL: grpc_guard_audit_log off */
+    ngx_uint_t                  auth;       /* NGX_HTTP_GRPC_GUARD_AUTH_* */
+    ngx_uint_t                  satisfy;
+    ngx_flag_t                  forward_credentials;
+    ngx_http_grpc_guard_jwt_conf_t  jwt;
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -152,6 +194,9 @@ typedef struct {
     ngx_str_t                   fingerprint;    /* hex SHA-256, peer cert */
     ngx_str_t                   rule;       /* name= or FILE:LINE */
 
+    ngx_uint_t                  auth;       /* methods that succeeded */
+    ngx_http_grpc_guard_jwt_ctx_t  *jwt;    /* the verified token */
+
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
 
     ngx_int_t                   grpc_status;    /* local reply, or -1 */
@@ -168,7 +213,22 @@ typedef struct {
     unsigned                    done:1;
     unsigned                    waiting:1;
     unsigned                    rewritten:1;
+    unsigned                    credentials:1;  /* some were presented */
 } ngx_http_grpc_guard_ctx_t;
+
+
+/* what an authentication method found when it did not succeed */
+
+typedef struct {
+    char                       *reason;
+    ngx_str_t                  *message;    /* grpc-message, if not generic */
+    unsigned                    presented:1;
+} ngx_http_grpc_guard_auth_result_t;
+
+
+typedef ngx_int_t (*ngx_http_grpc_guard_auth_pt)(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
 
 
 ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_get_ctx(ngx_http_request_t *r);
@@ -190,6 +250,31 @@ ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
 char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_grpc_guard_pattern_t *pattern);
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
+ngx_int_t ngx_http_grpc_guard_remove_header(ngx_list_t *list,
+    ngx_table_elt_t *h, ngx_pool_t *pool);
+
+ngx_int_t ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
+ngx_int_t ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
+    ngx_str_t *value);
+void ngx_http_grpc_guard_jwt_create_conf(ngx_http_grpc_guard_jwt_conf_t *conf);
+char *ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_jwt_conf_t *prev, ngx_http_grpc_guard_jwt_conf_t *conf,
+    ngx_uint_t used);
+ngx_int_t ngx_http_grpc_guard_jwt_init_main(ngx_conf_t *cf,
+    ngx_http_grpc_guard_main_conf_t *gmcf);
+char *ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_jwt_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_jwt_list(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_jwt_max_lifetime(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 

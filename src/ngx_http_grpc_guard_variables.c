@@ -17,6 +17,32 @@ static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_remaining_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_auth_method_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_jwt_header_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_str_t *name, ngx_uint_t header);
+
+
+#define NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX   "grpc_guard_jwt_claim_"
+#define NGX_HTTP_GRPC_GUARD_HEADER_PREFIX  "grpc_guard_jwt_header_"
+
+
+/* the names of $grpc_guard_auth_method, by the bits of ctx->auth */
+
+static ngx_str_t  ngx_http_grpc_guard_auth_names[] = {
+    ngx_null_string,
+    ngx_string("jwt"),
+    ngx_string("api_key"),
+    ngx_string("api_key+jwt"),
+    ngx_string("mtls"),
+    ngx_string("jwt+mtls"),
+    ngx_string("api_key+mtls"),
+    ngx_string("api_key+jwt+mtls")
+};
 
 
 static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
@@ -48,6 +74,23 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
     { ngx_string("grpc_guard_limit_remaining"), NULL,
       ngx_http_grpc_guard_remaining_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_principal"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, principal),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_auth_method"), NULL,
+      ngx_http_grpc_guard_auth_method_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string(NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX), NULL,
+      ngx_http_grpc_guard_jwt_claim_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    { ngx_string(NGX_HTTP_GRPC_GUARD_HEADER_PREFIX), NULL,
+      ngx_http_grpc_guard_jwt_header_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
 
       ngx_http_null_variable
 };
@@ -176,6 +219,98 @@ ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_auth_method_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                  *name;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->auth == 0 || ctx->auth > 7) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    name = &ngx_http_grpc_guard_auth_names[ctx->auth];
+
+    v->len = name->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = name->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *var = (ngx_str_t *) data;
+
+    ngx_str_t  name;
+
+    name.len = var->len - (sizeof(NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX) - 1);
+    name.data = var->data + sizeof(NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX) - 1;
+
+    return ngx_http_grpc_guard_jwt_variable(r, v, &name, 0);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_header_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *var = (ngx_str_t *) data;
+
+    ngx_str_t  name;
+
+    name.len = var->len - (sizeof(NGX_HTTP_GRPC_GUARD_HEADER_PREFIX) - 1);
+    name.data = var->data + sizeof(NGX_HTTP_GRPC_GUARD_HEADER_PREFIX) - 1;
+
+    return ngx_http_grpc_guard_jwt_variable(r, v, &name, 1);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, ngx_str_t *name, ngx_uint_t header)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   value;
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->jwt == NULL || name->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    rc = ngx_http_grpc_guard_jwt_value(r->main, ctx, header, name, &value);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = value.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = value.data;
 
     return NGX_OK;
 }
