@@ -41,6 +41,9 @@ static ngx_http_grpc_guard_reply_t *ngx_http_grpc_guard_reply(
     ngx_uint_t status);
 static ngx_uint_t ngx_http_grpc_guard_http_to_grpc(ngx_uint_t http_status);
 static ngx_int_t ngx_http_grpc_guard_header_filter(ngx_http_request_t *r);
+#if (NGX_HTTP_SSL)
+static ngx_int_t ngx_http_grpc_guard_cert_error(ngx_http_request_t *r);
+#endif
 static ngx_int_t ngx_http_grpc_guard_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 
@@ -1172,9 +1175,11 @@ ngx_http_grpc_guard_init_filters(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                       status, code;
-    ngx_http_grpc_guard_ctx_t       *ctx;
-    ngx_http_grpc_guard_loc_conf_t  *glcf;
+    ngx_uint_t                        status, code;
+    ngx_http_grpc_guard_ctx_t        *ctx;
+    ngx_http_core_srv_conf_t         *cscf;
+    ngx_http_grpc_guard_loc_conf_t   *glcf;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     status = r->headers_out.status;
 
@@ -1193,8 +1198,25 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
         glcf = ngx_http_get_module_loc_conf(r, ngx_http_grpc_guard_module);
 
-        if (!glcf->enable || !ngx_http_grpc_guard_is_grpc(r)) {
+        if (!ngx_http_grpc_guard_is_grpc(r)) {
             return ngx_http_next_header_filter(r);
+        }
+
+        if (!glcf->enable) {
+
+            /*
+             * before a location is matched (e.g. a client certificate
+             * nginx could not verify), the server's settings are all
+             * there is: a server with guarded locations answers gRPC
+             */
+
+            cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+            gmcf = ngx_http_get_module_main_conf(r,
+                                                 ngx_http_grpc_guard_module);
+
+            if (!gmcf->used || r->loc_conf != cscf->ctx->loc_conf) {
+                return ngx_http_next_header_filter(r);
+            }
         }
 
         ctx = ngx_http_grpc_guard_create_ctx(r);
@@ -1217,6 +1239,25 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
      */
 
     code = ngx_http_grpc_guard_http_to_grpc(status);
+
+#if (NGX_HTTP_SSL)
+
+    /*
+     * nginx answers 495 and 496 (client certificate not verified, or
+     * missing while required) as 400: tell them from other 400s
+     */
+
+    if (status == NGX_HTTP_BAD_REQUEST && r->connection->ssl
+        && ngx_http_grpc_guard_cert_error(r))
+    {
+        code = NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED;
+
+        if (ctx->reason.len == 0) {
+            ngx_str_set(&ctx->reason, "mtls_untrusted");
+        }
+    }
+
+#endif
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "grpc guard: http status %ui becomes grpc-status %ui",
@@ -1255,6 +1296,45 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
     return ngx_http_next_header_filter(r);
 }
+
+
+#if (NGX_HTTP_SSL)
+
+static ngx_int_t
+ngx_http_grpc_guard_cert_error(ngx_http_request_t *r)
+{
+    X509                     *cert;
+    ngx_ssl_conn_t           *ssl_conn;
+    ngx_http_ssl_srv_conf_t  *sscf;
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
+
+    if (sscf == NULL || !sscf->verify) {
+        return 0;
+    }
+
+    ssl_conn = r->connection->ssl->connection;
+
+    if (SSL_get_verify_result(ssl_conn) != X509_V_OK) {
+        return 1;
+    }
+
+    if (sscf->verify != 1) {
+        return 0;
+    }
+
+    cert = SSL_get_peer_certificate(ssl_conn);
+
+    if (cert == NULL) {
+        return 1;
+    }
+
+    X509_free(cert);
+
+    return 0;
+}
+
+#endif
 
 
 static ngx_int_t

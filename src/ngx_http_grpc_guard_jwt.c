@@ -1563,6 +1563,49 @@ ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
 }
 
 
+void
+ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *sub, ngx_str_t *iss)
+{
+    *sub = ctx->jwt->sub;
+    *iss = ctx->jwt->iss;
+}
+
+
+json_t *
+ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name)
+{
+    json_t                         *v;
+    ngx_http_grpc_guard_jwt_ctx_t  *jctx;
+
+    jctx = ctx->jwt;
+
+    if (jctx == NULL) {
+        return NULL;
+    }
+
+    if (!jctx->parsed) {
+
+        /* a cache hit: the token is parsed when a claim is first read */
+
+        if (ngx_http_grpc_guard_jwt_parse(r->pool, jctx, NULL) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "grpc guard: a verified token could not be parsed");
+            return NULL;
+        }
+    }
+
+    v = json_object_getn(jctx->payload, (char *) name->data, name->len);
+
+    if (v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+
+    return v;
+}
+
+
 static ngx_int_t
 ngx_http_grpc_guard_jwt_format(ngx_pool_t *pool, json_t *value,
     ngx_uint_t nested, ngx_str_t *out)

@@ -11,6 +11,13 @@
 #include "ngx_http_grpc_guard_module.h"
 
 
+typedef struct {
+    ngx_str_t                    name;
+    ngx_uint_t                   mask;
+    ngx_http_grpc_guard_auth_pt  handler;
+} ngx_http_grpc_guard_auth_method_t;
+
+
 static ngx_int_t ngx_http_grpc_guard_access_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_grpc_guard_run(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
@@ -18,6 +25,7 @@ static ngx_int_t ngx_http_grpc_guard_finish(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+static void ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
@@ -36,12 +44,6 @@ static char *ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 
-typedef struct {
-    ngx_str_t                    name;
-    ngx_uint_t                   mask;
-    ngx_http_grpc_guard_auth_pt  handler;
-} ngx_http_grpc_guard_auth_method_t;
-
 
 /*
  * the methods grpc_guard_auth accepts, in the order they are tried:
@@ -50,10 +52,23 @@ typedef struct {
 
 static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
 
+    { ngx_string("mtls"), NGX_HTTP_GRPC_GUARD_AUTH_MTLS,
+      ngx_http_grpc_guard_mtls_authenticate },
+
+    { ngx_string("api_key"), NGX_HTTP_GRPC_GUARD_AUTH_API_KEY,
+      ngx_http_grpc_guard_api_key_authenticate },
+
     { ngx_string("jwt"), NGX_HTTP_GRPC_GUARD_AUTH_JWT,
       ngx_http_grpc_guard_jwt_authenticate },
 
     { ngx_null_string, 0, NULL }
+};
+
+
+static ngx_conf_enum_t  ngx_http_grpc_guard_acl_modes[] = {
+    { ngx_string("enforce"), NGX_HTTP_GRPC_GUARD_ACL_ENFORCE },
+    { ngx_string("dry_run"), NGX_HTTP_GRPC_GUARD_ACL_DRY_RUN },
+    { ngx_null_string, 0 }
 };
 
 
@@ -251,6 +266,41 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       offsetof(ngx_http_grpc_guard_loc_conf_t, jwt.token),
       NULL },
 
+    { ngx_string("grpc_guard_api_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_api_key_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_api_key_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, api_key_header),
+      NULL },
+
+    { ngx_string("grpc_guard_allow"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_acl_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_deny"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_acl_rule,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_acl_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_grpc_guard_loc_conf_t, acl_mode),
+      &ngx_http_grpc_guard_acl_modes },
+
     { ngx_string("grpc_guard_jwt_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_grpc_guard_jwt_cache,
@@ -344,6 +394,16 @@ ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
         ctx->limit_remaining = -1;
         ctx->limit = NULL;
         ctx->credentials = 0;
+
+        ctx->api_key = NULL;
+        ctx->peer = NULL;
+        ngx_str_null(&ctx->principal_kind);
+        ngx_str_null(&ctx->sub);
+        ngx_str_null(&ctx->iss);
+        ngx_str_null(&ctx->client);
+        ngx_str_null(&ctx->spiffe);
+        ngx_str_null(&ctx->fingerprint);
+        ngx_str_null(&ctx->rule);
     }
 
     ctx->conf = glcf;
@@ -375,13 +435,11 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
             rc = ngx_http_grpc_guard_authenticate(r, glcf, ctx);
             break;
 
+        case NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE:
+            rc = ngx_http_grpc_guard_acl_check(r, glcf, ctx);
+            break;
+
         default:
-
-            /*
-             * authorization: nothing is configured for it in this
-             * location
-             */
-
             rc = NGX_DECLINED;
             break;
         }
@@ -470,18 +528,53 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
     ngx_int_t                           rc;
+    ngx_uint_t                          want, optional;
     ngx_http_grpc_guard_auth_method_t  *m;
     ngx_http_grpc_guard_auth_result_t   res, failed;
 
-    if (glcf->auth == 0 || ctx->public) {
+    if (ctx->public) {
         return NGX_DECLINED;
+    }
+
+    want = glcf->auth;
+    optional = 0;
+
+    if (want == 0) {
+
+        /*
+         * nothing is required, but ACL rules ask for identities: the
+         * credentials presented are looked at, and a failure only
+         * leaves the caller without an identity
+         */
+
+        if (!ngx_http_grpc_guard_acl_identity(glcf->acl)) {
+            return NGX_DECLINED;
+        }
+
+        want = NGX_HTTP_GRPC_GUARD_AUTH_MTLS;
+
+        if (glcf->api_keys) {
+            want |= NGX_HTTP_GRPC_GUARD_AUTH_API_KEY;
+        }
+
+        if (glcf->jwt.keys) {
+            want |= NGX_HTTP_GRPC_GUARD_AUTH_JWT;
+        }
+
+        optional = 1;
     }
 
     ngx_memzero(&failed, sizeof(ngx_http_grpc_guard_auth_result_t));
 
     for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
 
-        if (!(glcf->auth & m->mask)) {
+        if (!(want & m->mask)) {
+            continue;
+        }
+
+        if (optional && m->mask == NGX_HTTP_GRPC_GUARD_AUTH_MTLS
+            && r->connection->ssl == NULL)
+        {
             continue;
         }
 
@@ -495,9 +588,15 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
         if (rc == NGX_OK) {
             ctx->auth |= m->mask;
+            continue;
+        }
 
-            if (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY) {
-                return NGX_DECLINED;
+        if (optional) {
+            if (res.presented) {
+                ctx->credentials = 1;
+                ngx_log_error(glcf->log_level, r->connection->log, 0,
+                              "grpc guard: credentials not accepted: %s",
+                              res.reason);
             }
 
             continue;
@@ -518,7 +617,13 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
         }
     }
 
-    if (failed.reason == NULL) {
+    /* with "any", one method that succeeded is enough */
+
+    if (optional
+        || failed.reason == NULL
+        || (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY && ctx->auth))
+    {
+        ngx_http_grpc_guard_identify(ctx);
         return NGX_DECLINED;
     }
 
@@ -526,6 +631,8 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
     ctx->auth = 0;
     ctx->jwt = NULL;
+    ctx->api_key = NULL;
+    ctx->peer = NULL;
     ngx_str_null(&ctx->principal);
 
     ctx->credentials = failed.presented;
@@ -537,6 +644,50 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     return ngx_http_grpc_guard_refuse(r, ctx,
                                       NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED,
                                       failed.reason);
+}
+
+
+static void
+ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx)
+{
+    static ngx_str_t  kinds[] = {
+        ngx_null_string,
+        ngx_string("jwt"),
+        ngx_string("api_key"),
+        ngx_string("api_key+jwt"),
+        ngx_string("mtls"),
+        ngx_string("jwt+mtls"),
+        ngx_string("api_key+mtls"),
+        ngx_string("api_key+jwt+mtls")
+    };
+
+    /*
+     * the principal is the JWT "sub", else the API-key client id, else
+     * the certificate's identity; the audit record keeps all of them
+     */
+
+    ngx_str_null(&ctx->principal);
+
+    if (ctx->peer) {
+        ctx->spiffe = ctx->peer->spiffe_id;
+        ctx->fingerprint = ctx->peer->fingerprint;
+        ctx->principal = ctx->peer->principal;
+    }
+
+    if (ctx->api_key) {
+        ctx->client = ctx->api_key->client;
+        ctx->principal = ctx->api_key->client;
+    }
+
+    if (ctx->jwt) {
+        ngx_http_grpc_guard_jwt_identity(ctx, &ctx->sub, &ctx->iss);
+
+        if (ctx->sub.len) {
+            ctx->principal = ctx->sub;
+        }
+    }
+
+    ctx->principal_kind = kinds[ctx->auth & 7];
 }
 
 
@@ -666,6 +817,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_grpc_guard_mtls_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_grpc_guard_limit_init_main(cf, gmcf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -712,6 +867,7 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->limit_failed_logged = 0;
      *     conf->limit_failed_calls = 0;
      *     conf->limit_error_logged = 0;
+     *     conf->used = 0;
      *     conf->jwt_used = 0;
      *     conf->jwt_cache = NULL;
      *     conf->jwt = NULL;
@@ -747,6 +903,10 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->auth = NGX_CONF_UNSET_UINT;
     conf->satisfy = NGX_CONF_UNSET_UINT;
     conf->forward_credentials = NGX_CONF_UNSET;
+
+    conf->api_keys = NGX_CONF_UNSET_PTR;
+    conf->acl_rules = NGX_CONF_UNSET_PTR;
+    conf->acl_mode = NGX_CONF_UNSET_UINT;
 
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
     ngx_http_grpc_guard_jwt_create_conf(&conf->jwt);
@@ -784,6 +944,12 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_value(conf->enable, enable, 0);
+
+    if (conf->enable) {
+        gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_grpc_guard_module);
+        gmcf->used = 1;
+    }
     ngx_conf_merge_ptr_value(conf->public, prev->public, NULL);
     ngx_conf_merge_value(conf->reflection, prev->reflection, 0);
 
@@ -814,13 +980,38 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
 
+    ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
+    ngx_conf_merge_str_value(conf->api_key_header, prev->api_key_header,
+                             "x-api-key");
+
+    if (ngx_http_grpc_guard_acl_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_uint_value(conf->acl_mode, prev->acl_mode,
+                              NGX_HTTP_GRPC_GUARD_ACL_ENFORCE);
+
     ngx_conf_merge_uint_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_uint_value(conf->satisfy, prev->satisfy,
                               NGX_HTTP_GRPC_GUARD_SATISFY_ALL);
     ngx_conf_merge_value(conf->forward_credentials,
                          prev->forward_credentials, 0);
 
-    if (conf->enable && (conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)) {
+    if (conf->enable
+        && (conf->api_keys == NULL)
+        && (conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_API_KEY))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"grpc_guard_auth api_key\" needs "
+                           "\"grpc_guard_api_key_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->enable
+        && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
+            || (conf->auth == 0 && conf->jwt.keys
+                && ngx_http_grpc_guard_acl_identity(conf->acl))))
+    {
         gmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_http_grpc_guard_module);
         gmcf->jwt_used = 1;
@@ -1015,6 +1206,10 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     if (conf->limit.limits != NGX_CONF_UNSET_PTR
         && conf->limit.limits != NULL)
     {
+        return 1;
+    }
+
+    if (conf->acl_rules != NGX_CONF_UNSET_PTR && conf->acl_rules != NULL) {
         return 1;
     }
 

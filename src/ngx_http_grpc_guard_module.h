@@ -12,6 +12,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <jansson.h>
+
 
 /* gRPC status codes, as the gRPC specification numbers them */
 
@@ -83,6 +85,10 @@
 #define NGX_HTTP_GRPC_GUARD_SHA256_LEN          32
 
 
+#define NGX_HTTP_GRPC_GUARD_ACL_ENFORCE         0
+#define NGX_HTTP_GRPC_GUARD_ACL_DRY_RUN         1
+
+
 typedef struct {
     ngx_str_t                   text;       /* without the trailing '*' */
     unsigned                    prefix:1;
@@ -110,6 +116,36 @@ typedef struct {
     unsigned                    pre:1;      /* some need no identity */
     unsigned                    post:1;     /* some are keyed on identity */
 } ngx_http_grpc_guard_limit_conf_t;
+
+
+typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
+
+
+/* a line of an API-key file */
+
+typedef struct {
+    u_char                      hash[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+    ngx_str_t                   client;
+    ngx_array_t                *roles;      /* ngx_str_t */
+    time_t                      not_after;  /* 0: none */
+    ngx_str_t                  *file;
+    ngx_uint_t                  line;
+} ngx_http_grpc_guard_api_key_t;
+
+
+/* the identity in a verified client certificate, once per connection */
+
+typedef struct {
+    ngx_str_t                   spiffe_id;
+    ngx_str_t                   uri_san;    /* space-separated */
+    ngx_str_t                   dns_san;    /* space-separated */
+    size_t                      dns_first;  /* length of the first one */
+    ngx_str_t                   subject;    /* RFC 2253 */
+    ngx_str_t                   fingerprint;    /* hex SHA-256 of DER */
+    ngx_str_t                   principal;
+    unsigned                    present:1;
+    unsigned                    verified:1;
+} ngx_http_grpc_guard_peer_t;
 
 
 typedef struct ngx_http_grpc_guard_jwt_ctx_s  ngx_http_grpc_guard_jwt_ctx_t;
@@ -140,6 +176,7 @@ typedef struct {
     ngx_msec_t                  limit_failed_logged;    /* per worker */
     ngx_uint_t                  limit_failed_calls;     /* per worker */
     ngx_msec_t                  limit_error_logged;     /* per worker */
+    ngx_flag_t                  used;       /* a location is guarded */
     ssize_t                     jwt_cache_size;
     ngx_flag_t                  jwt_used;
     ngx_shm_zone_t             *jwt_cache;
@@ -162,6 +199,11 @@ typedef struct {
     ngx_uint_t                  satisfy;
     ngx_flag_t                  forward_credentials;
     ngx_http_grpc_guard_jwt_conf_t  jwt;
+    ngx_array_t                *api_keys;   /* sorted by hash */
+    ngx_str_t                   api_key_header;
+    ngx_array_t                *acl_rules;  /* acl.c's rule type */
+    ngx_http_grpc_guard_acl_t  *acl;        /* the rules, indexed */
+    ngx_uint_t                  acl_mode;
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -196,6 +238,8 @@ typedef struct {
 
     ngx_uint_t                  auth;       /* methods that succeeded */
     ngx_http_grpc_guard_jwt_ctx_t  *jwt;    /* the verified token */
+    ngx_http_grpc_guard_api_key_t  *api_key;    /* the key that matched */
+    ngx_http_grpc_guard_peer_t  *peer;      /* a verified certificate */
 
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
 
@@ -277,6 +321,33 @@ char *ngx_http_grpc_guard_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
+
+void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *sub, ngx_str_t *iss);
+json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
+
+char *ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
+
+ngx_int_t ngx_http_grpc_guard_mtls_init(ngx_conf_t *cf);
+ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_peer(
+    ngx_http_request_t *r);
+ngx_int_t ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
+
+char *ngx_http_grpc_guard_acl_rule(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+ngx_uint_t ngx_http_grpc_guard_acl_identity(ngx_http_grpc_guard_acl_t *acl);
 
 ngx_int_t ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);

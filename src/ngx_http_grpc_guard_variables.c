@@ -15,6 +15,10 @@ static ngx_int_t ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_client_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_remaining_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_auth_method_variable(
@@ -69,6 +73,40 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
 
     { ngx_string("grpc_guard_grpc_status"), NULL,
       ngx_http_grpc_guard_status_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_rule"), NULL,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, rule),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_api_key_client"), NULL,
+      ngx_http_grpc_guard_client_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_peer_spiffe_id"), NULL,
+      ngx_http_grpc_guard_peer_variable,
+      offsetof(ngx_http_grpc_guard_peer_t, spiffe_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_peer_uri_san"), NULL,
+      ngx_http_grpc_guard_peer_variable,
+      offsetof(ngx_http_grpc_guard_peer_t, uri_san),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_peer_dns_san"), NULL,
+      ngx_http_grpc_guard_peer_variable,
+      offsetof(ngx_http_grpc_guard_peer_t, dns_san),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_peer_subject"), NULL,
+      ngx_http_grpc_guard_peer_variable,
+      offsetof(ngx_http_grpc_guard_peer_t, subject),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_peer_fingerprint"), NULL,
+      ngx_http_grpc_guard_peer_variable,
+      offsetof(ngx_http_grpc_guard_peer_t, fingerprint),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_limit_remaining"), NULL,
@@ -190,6 +228,62 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     v->no_cacheable = 1;
     v->not_found = 0;
     v->data = p;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_client_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_grpc_guard_get_ctx(r->main);
+
+    if (ctx == NULL || ctx->api_key == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->api_key->client.len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = ctx->api_key->client.data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                   *s;
+    ngx_http_grpc_guard_peer_t  *peer;
+
+    /* only a certificate nginx verified identifies anybody */
+
+    peer = ngx_http_grpc_guard_mtls_peer(r->main);
+
+    if (peer == NULL || !peer->verified) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((char *) peer + data);
+
+    if (s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
 
     return NGX_OK;
 }

@@ -432,16 +432,20 @@ unknown JWS algorithm "rs256"
 
 
 
-=== TEST 34: api_key and mtls are not available yet
+=== TEST 34: api_key without a key file, and an unknown method
 --- config
     location /test.Echo/ {
         grpc_guard_auth jwt api_key;
         grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/rsa.pub;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
+    location /other.Echo/ {
+        grpc_guard_auth jwt oauth;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
 --- must_die
---- error_log
-invalid authentication method "api_key"
+--- error_log eval
+[qr/"grpc_guard_auth api_key" needs "grpc_guard_api_key_file"|invalid authentication method "oauth"/]
 
 
 
