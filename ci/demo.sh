@@ -59,6 +59,18 @@ mkdir -p "$dir/conf" "$dir/logs"
 
 backend_port=$(free_port)
 nginx_port=$(free_port)
+redis_port=$(free_port)
+
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+    --appendonly no --daemonize no > "$dir/logs/redis.log" 2>&1 &
+pids+=($!)
+
+# API keys are stored hashed: "sha256:HEX CLIENT_ID [roles]"
+for k in "demo-billing-key billing-app" "demo-reports-key reports-app"; do
+    set -- $k
+    printf 'sha256:%s %s\n' "$(printf %s "$1" | sha256sum | cut -d' ' -f1)" \
+        "$2" >> "$dir/conf/demo-keys.txt"
+done
 
 "$py" "$root/t/lib/grpc_backend.py" --port "$backend_port" \
     --record "$dir/logs/backend-calls.jsonl" > "$dir/logs/backend.log" 2>&1 &
@@ -67,6 +79,7 @@ pids+=($!)
 sed -e "s|/usr/lib/nginx/modules/ngx_http_grpc_guard_module.so|$module|" \
     -e "s|127.0.0.1:50051|127.0.0.1:$backend_port|" \
     -e "s|127.0.0.1:8080|127.0.0.1:$nginx_port|" \
+    -e "s|127.0.0.1:6379|127.0.0.1:$redis_port|" \
     "$root/conf-examples/demo.conf" > "$dir/conf/nginx.conf"
 
 for _ in $(seq 100); do
@@ -88,7 +101,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-echo "demo: backend on 127.0.0.1:$backend_port, nginx on 127.0.0.1:$nginx_port"
+echo "demo: backend on 127.0.0.1:$backend_port, nginx on 127.0.0.1:$nginx_port," \
+     "redis on 127.0.0.1:$redis_port"
 echo "demo: config $dir/conf/nginx.conf (from conf-examples/demo.conf)"
 echo
 
@@ -104,9 +118,12 @@ d = json.load(sys.stdin)
 code = d.get("code")
 msg = d.get("details") or ""
 n = len(d.get("responses") or [])
-print("-> %s %s%s%s" % (code, names.get(code, ""),
+tm = dict((k, v) for k, v in d.get("trailing_metadata") or [])
+wait = tm.get("grpc-retry-pushback-ms")
+print("-> %s %s%s%s%s" % (code, names.get(code, ""),
       (" \"%s\"" % msg) if msg else "",
-      (", %d response message(s)" % n) if code == 0 else ""))
+      (", %d response message(s)" % n) if code == 0 else "",
+      (", retry in %s ms" % wait) if wait else ""))
 '
 }
 
@@ -126,6 +143,18 @@ call "server reflection" \
     "{\"method\":\"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo\",\"type\":\"bidi\",\"port\":$p,\"timeout\":5}"
 call "upstream down" \
     "{\"method\":\"/demo.Offline/Ping\",\"port\":$p,\"timeout\":5}"
+call "billing call without an API key" \
+    "{\"method\":\"/demo.Billing/Charge\",\"port\":$p,\"timeout\":5}"
+call "billing call with a wrong API key" \
+    "{\"method\":\"/demo.Billing/Charge\",\"port\":$p,\"timeout\":5,\"metadata\":[[\"x-api-key\",\"guess\"]]}"
+call "billing call with the reports app's key" \
+    "{\"method\":\"/demo.Billing/Charge\",\"port\":$p,\"timeout\":5,\"metadata\":[[\"x-api-key\",\"demo-reports-key\"]]}"
+call "billing call with the billing app's key" \
+    "{\"method\":\"/demo.Billing/Charge\",\"port\":$p,\"timeout\":5,\"metadata\":[[\"x-api-key\",\"demo-billing-key\"]]}"
+for i in 2 3 4; do
+    call "SayHello again (limit 3/min per address), call $i" \
+        "{\"method\":\"/demo.Greeter/SayHello\",\"port\":$p,\"timeout\":5}"
+done
 
 echo
 echo "what the backend received (refused calls never reach it):"

@@ -70,6 +70,12 @@ for my $example (@examples) {
     $conf =~ s{/var/log/nginx/}{$dir/logs/}g;
     $conf =~ s{/etc/nginx/(\S+?)\.txt\b}{$dir/$1.txt}g;
 
+    # relative key files are looked for next to the configuration
+    for my $f ($conf =~ m{grpc_guard_api_key_file\s+([^/\s;]\S*?);}g) {
+        open my $fh, '>', "$dir/$f" or die;
+        close $fh;
+    }
+
     for my $f ($conf =~ m{\Q$dir\E/(\S+?\.txt)}g) {
         open my $fh, '>', "$dir/$f" or die;
         close $fh;
