@@ -1038,13 +1038,21 @@ sub run_requests {
             $extra = [split ' ', expand_env($block->curl_options, $name,
                                             $rand_ports)];
         }
-        my $res = curl_request(
-            method => $req->{method}, uri => $req->{uri},
-            headers => parse_more_headers($mh), body => $req->{body},
-            port => _request_port($block, $rand_ports),
-            timeout => $timeout, protocol => $block->curl_protocol,
-            extra => $extra,
-        );
+        # curl 7.88 reports a stream error (exit 92) when the server
+        # answers and resets the stream (RST_STREAM NO_ERROR, as HTTP/2
+        # allows) before curl has sent the whole body: a race on early
+        # replies, so such a request is sent again, at most twice
+        my $res;
+        for my $try (1 .. 3) {
+            $res = curl_request(
+                method => $req->{method}, uri => $req->{uri},
+                headers => parse_more_headers($mh), body => $req->{body},
+                port => _request_port($block, $rand_ports),
+                timeout => $timeout, protocol => $block->curl_protocol,
+                extra => $extra,
+            );
+            last if defined $res->{code} || $res->{exit} != 92;
+        }
 
         my $skip_checks;
         if (defined $block->curl_error) {
