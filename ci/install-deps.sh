@@ -33,6 +33,9 @@ libprotobuf-dev
 protobuf-compiler
 protobuf-compiler-grpc
 valgrind
+clang
+libclang-rt-14-dev
+llvm-14
 procps
 iproute2
 "
