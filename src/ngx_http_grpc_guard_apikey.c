@@ -462,45 +462,16 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res)
 {
-    u_char                         *digest;
-    ngx_uint_t                      i, n;
+    ngx_uint_t                      n;
     unsigned int                    len;
-    ngx_list_part_t                *part;
-    ngx_table_elt_t                *h, *found;
+    ngx_table_elt_t                *found;
     ngx_http_grpc_guard_api_key_t  *k;
+    u_char                          digest[EVP_MAX_MD_SIZE];
 
     res->message = &ngx_http_grpc_guard_api_key_message;
 
-    found = NULL;
-    n = 0;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != glcf->api_key_header.len
-            || ngx_strncasecmp(h[i].key.data, glcf->api_key_header.data,
-                               h[i].key.len)
-               != 0)
-        {
-            continue;
-        }
-
-        found = &h[i];
-        n++;
-    }
+    found = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
+                                            &glcf->api_key_header, &n);
 
     if (n == 0) {
         res->reason = "api_key_missing";
@@ -538,11 +509,6 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     {
         res->reason = "api_key_unknown";
         return NGX_DECLINED;
-    }
-
-    digest = ngx_pnalloc(r->pool, EVP_MAX_MD_SIZE);
-    if (digest == NULL) {
-        return NGX_ERROR;
     }
 
     if (EVP_Digest(found->value.data, found->value.len, digest, &len,

@@ -25,8 +25,6 @@ static ngx_int_t ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
 static ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value,
     ngx_msec_t *ms);
 static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
-static ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
-    ngx_str_t *name, ngx_uint_t *count);
 static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_grpc_guard_add_header(ngx_http_request_t *r,
@@ -461,7 +459,7 @@ ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms)
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_grpc_guard_find_header(ngx_list_t *headers, ngx_str_t *name,
     ngx_uint_t *count)
 {

@@ -294,6 +294,8 @@ ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
 char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_grpc_guard_pattern_t *pattern);
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
+ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
+    ngx_str_t *name, ngx_uint_t *count);
 ngx_int_t ngx_http_grpc_guard_remove_header(ngx_list_t *list,
     ngx_table_elt_t *h, ngx_pool_t *pool);
 
