@@ -888,6 +888,10 @@ ngx_http_grpc_guard_acl_words_match(u_char *p, size_t len,
     u_char     *last, *start;
     ngx_str_t   s;
 
+    if (len == 0) {
+        return 0;
+    }
+
     last = p + len;
 
     while (p < last) {
@@ -921,6 +925,12 @@ ngx_http_grpc_guard_acl_str_match(ngx_str_t *s, ngx_array_t *values,
 {
     ngx_str_t   *v;
     ngx_uint_t   i;
+
+    /* an empty name (no SPIFFE ID, say) matches nothing */
+
+    if (s->len == 0) {
+        return 0;
+    }
 
     v = values->elts;
 
