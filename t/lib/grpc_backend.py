@@ -168,6 +168,9 @@ class _Call(object):
             if not headers:
                 # make sure this is not a Trailers-Only response
                 ctx.send_initial_metadata(())
+            # let the HEADERS frame go out on its own: queued together,
+            # the transport may merge it with the status (Trailers-Only)
+            time.sleep(0.05)
             ctx.abort(_code(status), message)
 
 
