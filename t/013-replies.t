@@ -137,7 +137,7 @@ client intended to send too large
         grpc_pass grpc://127.0.0.1:1;
     }
 --- request eval
-"POST /test.Echo/Unary\n\0\0\0\0\0"
+"POST /test.Echo/Unary\n"
 --- more_headers
 content-type: application/grpc
 --- error_code: 502
@@ -176,7 +176,7 @@ content-type: text/html
         return 200 "fallback\n";
     }
 --- request eval
-"POST /down.Svc/M\n\0\0\0\0\0"
+"POST /down.Svc/M\n"
 --- more_headers
 content-type: application/grpc
 --- error_code: 200
