@@ -29,7 +29,8 @@ add_block_preprocessor(sub {
     my $block = shift;
     $block->set_value('user_files', $::Keys);
     $block->set_value('http_config',
-        "grpc_guard_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};");
+        # a first call waits for the connection (a slow ASan build too)
+        "grpc_guard_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT} timeout=2s;");
     $block->set_value('config', $::Conf);
 });
 
