@@ -11,6 +11,8 @@
 #include "ngx_http_grpc_guard_module.h"
 
 
+static void ngx_http_grpc_guard_set_value(ngx_http_variable_value_t *v,
+    u_char *data, size_t len);
 static ngx_int_t ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
@@ -153,6 +155,20 @@ ngx_http_grpc_guard_add_variables(ngx_conf_t *cf)
 }
 
 
+static void
+ngx_http_grpc_guard_set_value(ngx_http_variable_value_t *v, u_char *data,
+    size_t len)
+{
+    /* values change while the request goes on: never cached */
+
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = data;
+}
+
+
 static ngx_int_t
 ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -174,11 +190,7 @@ ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_grpc_guard_set_value(v, s->data, s->len);
 
     return NGX_OK;
 }
@@ -223,11 +235,7 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%i", status) - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = p;
+    ngx_http_grpc_guard_set_value(v, p, ngx_sprintf(p, "%i", status) - p);
 
     return NGX_OK;
 }
@@ -246,11 +254,8 @@ ngx_http_grpc_guard_client_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = ctx->api_key->client.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = ctx->api_key->client.data;
+    ngx_http_grpc_guard_set_value(v, ctx->api_key->client.data,
+                                  ctx->api_key->client.len);
 
     return NGX_OK;
 }
@@ -279,11 +284,7 @@ ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = s->data;
+    ngx_http_grpc_guard_set_value(v, s->data, s->len);
 
     return NGX_OK;
 }
@@ -308,11 +309,9 @@ ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    v->len = ngx_sprintf(p, "%i", ctx->limit_remaining) - p;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = p;
+    ngx_http_grpc_guard_set_value(v, p,
+                                  ngx_sprintf(p, "%i", ctx->limit_remaining)
+                                  - p);
 
     return NGX_OK;
 }
@@ -334,11 +333,7 @@ ngx_http_grpc_guard_auth_method_variable(ngx_http_request_t *r,
 
     name = &ngx_http_grpc_guard_auth_names[ctx->auth];
 
-    v->len = name->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = name->data;
+    ngx_http_grpc_guard_set_value(v, name->data, name->len);
 
     return NGX_OK;
 }
@@ -400,11 +395,7 @@ ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    v->len = value.len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = value.data;
+    ngx_http_grpc_guard_set_value(v, value.data, value.len);
 
     return NGX_OK;
 }
