@@ -346,3 +346,19 @@ unknown directive "grpc_guard_no_such_directive"
 --- must_die: 1
 --- error_log eval
 qr/invalid number of arguments in "grpc_pass" directive/
+
+
+
+=== TEST 19: same_connection: a call on the HTTP/2 connection of the call before it
+--- config
+    location /pkg.Svc/ {
+        grpc_set_header x-conn-requests $connection_requests;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+["method: /pkg.Svc/A", "method: /pkg.Svc/B\nsame_connection: on",
+ "method: /pkg.Svc/C\nsame_connection: on", "method: /pkg.Svc/D"]
+--- upstream_calls: 4
+--- upstream_metadata eval
+["x-conn-requests: 1", "x-conn-requests: 2", "x-conn-requests: 3",
+ "x-conn-requests: 1"]

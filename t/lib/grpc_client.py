@@ -2,15 +2,18 @@
 """gRPC test client for the ngx_http_grpc_guard_module test suite.
 
 Reads a JSON call spec (an object, or an array of objects for several
-calls made one after the other, each on its own channel) from its first
-argument or, without arguments, from stdin, and prints one JSON line: an
-object for an object spec, an array for an array spec.
+calls made one after the other, each on its own channel unless it says
+same_connection) from its first argument or, without arguments, from
+stdin, and prints one JSON line: an object for an object spec, an array
+for an array spec.
 
 Spec keys: method (required, sent raw), type (unary | server_stream |
 client_stream | bidi), host, port, metadata ([[k, v], ...]; values of
 -bin keys are base64), timeout (seconds, client deadline; absent = none),
 messages, payload, tls, ca, cert, key, server_name, cancel_after,
-overall_timeout (hard bound for the whole call, default 10).
+overall_timeout (hard bound for the whole call, default 10),
+same_connection (true: the call goes on the channel, and so the HTTP/2
+connection, of the call before it).
 
 Result keys: code, code_name, details, initial_metadata,
 trailing_metadata, responses (text), responses_b64, error,
@@ -80,7 +83,8 @@ def _requests(spec, n):
         yield payload
 
 
-def one_call(spec):
+def one_call(spec, channel=None):
+    """Makes one call, on `channel` when given; returns (result, channel)."""
     res = {
         "code": None, "code_name": None, "details": None,
         "initial_metadata": [], "trailing_metadata": [],
@@ -97,7 +101,8 @@ def one_call(spec):
     nmsg = int(spec.get("messages", 3))
     payload = spec.get("payload", "ping").encode("utf-8")
 
-    channel = _channel(spec)
+    if channel is None:
+        channel = _channel(spec)
     call = None
     timers = []
     state = {"harness": False}
@@ -169,19 +174,32 @@ def one_call(spec):
     finally:
         for t in timers:
             t.cancel()
-        channel.close()
     res["harness_timeout"] = state["harness"]
     res["elapsed"] = round(time.monotonic() - started, 3)
-    return res
+    return res, channel
+
+
+def run_all(specs):
+    out = []
+    channel = None
+    for spec in specs:
+        if channel is not None and not spec.get("same_connection"):
+            channel.close()
+            channel = None
+        res, channel = one_call(spec, channel)
+        out.append(res)
+    if channel is not None:
+        channel.close()
+    return out
 
 
 def main():
     raw = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.read()
     spec = json.loads(raw)
     if isinstance(spec, list):
-        out = [one_call(s) for s in spec]
+        out = run_all(spec)
     else:
-        out = one_call(spec)
+        out = run_all([spec])[0]
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
 

@@ -1287,7 +1287,7 @@ sub run_h2_frames {
 
 my %CALL_KEYS = map { $_ => 1 } qw(method type metadata timeout messages
     payload port tls ca cert key server_name host cancel_after
-    raw_timeout_header transport);
+    raw_timeout_header transport same_connection);
 
 sub parse_grpc_call {
     my ($block, $spec, $rand_ports, $timeout) = @_;
@@ -1342,6 +1342,16 @@ sub parse_grpc_call {
     } else {
         delete $c{tls};
     }
+    if (defined $c{same_connection}
+        && $c{same_connection} =~ /^(on|1|yes|true)$/i)
+    {
+        $c{same_connection} = JSON::PP::true();
+    } else {
+        delete $c{same_connection};
+    }
+    bail_out("$name - grpc_call: same_connection is for grpcio calls")
+        if $c{same_connection}
+           && (($c{transport} // '') eq 'curl' || $c{raw_timeout_header});
     for my $k (qw(timeout cancel_after messages port)) {
         next unless defined $c{$k} && length $c{$k};
         $c{$k} = parse_time($c{$k}) if $k eq 'timeout'
