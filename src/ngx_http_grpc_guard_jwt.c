@@ -91,6 +91,13 @@
 
 #define NGX_HTTP_GRPC_GUARD_JWT_CACHE_SIZE    (1024 * 1024)
 
+/* the room an entry takes in the zone, to size the table of buckets */
+#define NGX_HTTP_GRPC_GUARD_JWT_ENTRY_SIZE    128
+
+/* the largest token, "sub" and "iss" a connection remembers */
+#define NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX      4096
+#define NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN      1024
+
 /* LRU entries dropped to make room for a new one */
 #define NGX_HTTP_GRPC_GUARD_JWT_EVICT         16
 
@@ -161,10 +168,19 @@ typedef struct {
 } ngx_http_grpc_guard_jwt_token_t;
 
 
+typedef struct ngx_http_grpc_guard_jwt_node_s  ngx_http_grpc_guard_jwt_node_t;
+
+/*
+ * the verified tokens, found through a table of chains indexed by the
+ * first bytes of their hash: one or two memory reads per lookup, where a
+ * tree of thousands of entries costs a dozen cache misses on every call
+ * with a new token
+ */
+
 typedef struct {
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
-    ngx_queue_t                 queue;
+    ngx_http_grpc_guard_jwt_node_t  **buckets;
+    ngx_uint_t                        mask;
+    ngx_queue_t                       queue;
 } ngx_http_grpc_guard_jwt_shctx_t;
 
 
@@ -174,22 +190,41 @@ typedef struct {
 } ngx_http_grpc_guard_jwt_cache_t;
 
 
-/* overlays ngx_rbtree_node_t from its "color" member, as limit_req does */
-
-typedef struct {
-    u_char                      color;
-    u_char                      has_exp;
-    u_char                      has_nbf;
-    u_char                      dummy;
-    u_short                     sub_len;
-    u_short                     iss_len;
+struct ngx_http_grpc_guard_jwt_node_s {
+    ngx_http_grpc_guard_jwt_node_t  *next;  /* in its bucket */
     ngx_queue_t                 queue;
+    u_char                      hash[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
     time_t                      expire; /* LRU cleanup; 0: never */
     double                      exp;
     double                      nbf;
-    u_char                      hash[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+    u_short                     sub_len;
+    u_short                     iss_len;
+    u_char                      has_exp;
+    u_char                      has_nbf;
     u_char                      data[1];    /* sub, then iss */
-} ngx_http_grpc_guard_jwt_node_t;
+};
+
+
+/*
+ * the last token verified on a connection, kept in the connection's pool:
+ * gRPC clients send the same token on every call of a connection, which
+ * is then recognized by comparing its bytes, with no hashing and no lock;
+ * the claims about time are checked again on every call, as on a hit in
+ * the shared cache, and only with the same location policy
+ */
+
+typedef struct {
+    ngx_http_grpc_guard_jwt_conf_t  *jcf;   /* NULL: nothing remembered */
+    u_char                      *data;      /* token, sub, then iss */
+    size_t                       size;
+    size_t                       token_len;
+    double                       exp;
+    double                       nbf;
+    u_short                      sub_len;
+    u_short                      iss_len;
+    unsigned                     has_exp:1;
+    unsigned                     has_nbf:1;
+} ngx_http_grpc_guard_jwt_memo_t;
 
 
 /* the key file being loaded, for messages */
@@ -218,7 +253,7 @@ static ngx_int_t ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
 static ngx_int_t ngx_http_grpc_guard_jwt_split(ngx_str_t *token,
     ngx_str_t *header, ngx_str_t *payload, ngx_str_t *signature);
 static ngx_int_t ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
-    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_str_t *signature);
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_decode(ngx_str_t *dst,
     ngx_str_t *src);
 static json_t *ngx_http_grpc_guard_jwt_json(u_char *data, size_t len);
@@ -254,7 +289,8 @@ static ngx_int_t ngx_http_grpc_guard_jwt_cache_key(
 static ngx_int_t ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
-    ngx_http_grpc_guard_jwt_ctx_t *jctx, char **reason);
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok,
+    char **reason);
 static void ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
@@ -264,8 +300,19 @@ static ngx_http_grpc_guard_jwt_node_t *ngx_http_grpc_guard_jwt_cache_find(
     ngx_http_grpc_guard_jwt_cache_t *cache, u_char *hash);
 static void ngx_http_grpc_guard_jwt_cache_expire(
     ngx_http_grpc_guard_jwt_cache_t *cache, ngx_uint_t force, ngx_uint_t n);
-static void ngx_http_grpc_guard_jwt_rbtree_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_grpc_guard_jwt_memo_t *ngx_http_grpc_guard_jwt_memo(
+    ngx_connection_t *c, ngx_uint_t create);
+static void ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok);
+static void ngx_http_grpc_guard_jwt_memo_cleanup(void *data);
+static char *ngx_http_grpc_guard_jwt_recheck(
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_token_t *tok);
+static ngx_int_t ngx_http_grpc_guard_jwt_set_names(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, u_char *data, size_t sub_len,
+    size_t iss_len);
+static ngx_http_grpc_guard_jwt_node_t **ngx_http_grpc_guard_jwt_bucket(
+    ngx_http_grpc_guard_jwt_cache_t *cache, u_char *hash);
 static ngx_int_t ngx_http_grpc_guard_jwt_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 
@@ -425,6 +472,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_table_elt_t                  *h;
     ngx_http_grpc_guard_jwt_ctx_t    *jctx;
     ngx_http_grpc_guard_jwt_conf_t   *jcf;
+    ngx_http_grpc_guard_jwt_memo_t   *memo;
     ngx_http_grpc_guard_jwt_cache_t  *cache;
     ngx_http_grpc_guard_jwt_token_t   tok;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
@@ -485,17 +533,55 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     cache = gmcf->jwt_cache ? gmcf->jwt_cache->data : NULL;
 
+    ngx_memzero(&tok, sizeof(ngx_http_grpc_guard_jwt_token_t));
+
+    reason = NULL;
+
     if (cache) {
+
+        /* the token of the previous call on this connection, if the same */
+
+        memo = ngx_http_grpc_guard_jwt_memo(r->connection, 0);
+
+        if (memo && memo->jcf == jcf && memo->token_len == token.len
+            && ngx_memcmp(memo->data, token.data, token.len) == 0)
+        {
+            tok.has_exp = memo->has_exp;
+            tok.has_nbf = memo->has_nbf;
+            tok.exp = memo->exp;
+            tok.nbf = memo->nbf;
+
+            reason = ngx_http_grpc_guard_jwt_recheck(jcf, &tok);
+
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "grpc guard jwt: connection hit, %s",
+                           reason ? reason : "valid");
+
+            if (reason) {
+                res->reason = reason;
+                return NGX_DECLINED;
+            }
+
+            if (ngx_http_grpc_guard_jwt_set_names(r, jctx,
+                                                  memo->data + token.len,
+                                                  memo->sub_len,
+                                                  memo->iss_len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            goto verified;
+        }
+
         if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, &token, hash)
             != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        reason = NULL;
-
         rc = ngx_http_grpc_guard_jwt_cache_lookup(r, cache, jcf, hash, jctx,
-                                                  &reason);
+                                                  &tok, &reason);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -512,13 +598,11 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
                 return NGX_DECLINED;
             }
 
+            ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
+
             goto verified;
         }
     }
-
-    ngx_memzero(&tok, sizeof(ngx_http_grpc_guard_jwt_token_t));
-
-    reason = NULL;
 
     rc = ngx_http_grpc_guard_jwt_verify(r, gmcf, jcf, jctx, &tok, &reason);
 
@@ -533,6 +617,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     if (cache) {
         ngx_http_grpc_guard_jwt_cache_insert(r, cache, jcf, hash, jctx, &tok);
+        ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
     }
 
 verified:
@@ -655,25 +740,13 @@ ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_token_t *tok, char **reason)
 {
     ngx_int_t  rc;
-    ngx_str_t  header, payload, signature;
 
     /*
      * everything is checked strictly before any cryptography: the
      * shape, the encoding, the JSON and the header
      */
 
-    if (ngx_http_grpc_guard_jwt_split(&jctx->token, &header, &payload,
-                                      &signature)
-        != NGX_OK)
-    {
-        *reason = "jwt_malformed";
-        return NGX_DECLINED;
-    }
-
-    tok->signed_part.data = jctx->token.data;
-    tok->signed_part.len = header.len + 1 + payload.len;
-
-    rc = ngx_http_grpc_guard_jwt_parse(r->pool, jctx, &tok->signature);
+    rc = ngx_http_grpc_guard_jwt_parse(r->pool, jctx, tok);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -750,15 +823,16 @@ ngx_http_grpc_guard_jwt_split(ngx_str_t *token, ngx_str_t *header,
 
 static ngx_int_t
 ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
-    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_str_t *signature)
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
     u_char     *buf;
     ngx_str_t   header, payload, sig, decoded;
 
     /*
      * decodes the three segments of a token and parses the header and
-     * the payload; the token was verified already when this is called
-     * for a variable after a cache hit
+     * the payload, and with "tok" gives the signed part and the decoded
+     * signature; the token was verified already when this is called
+     * without "tok", for a variable after a cache hit
      */
 
     if (ngx_http_grpc_guard_jwt_split(&jctx->token, &header, &payload, &sig)
@@ -798,9 +872,12 @@ ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
 
     jctx->parsed = 1;
 
-    if (signature == NULL) {
+    if (tok == NULL) {
         return NGX_OK;
     }
+
+    tok->signed_part.data = jctx->token.data;
+    tok->signed_part.len = header.len + 1 + payload.len;
 
     decoded.data += decoded.len;
 
@@ -808,7 +885,7 @@ ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    *signature = decoded;
+    tok->signature = decoded;
 
     return NGX_OK;
 }
@@ -1766,10 +1843,10 @@ static ngx_int_t
 ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
-    ngx_http_grpc_guard_jwt_ctx_t *jctx, char **reason)
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok,
+    char **reason)
 {
-    double                           now, leeway;
-    u_char                          *p;
+    ngx_int_t                        rc;
     ngx_http_grpc_guard_jwt_node_t  *jn;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -1784,43 +1861,172 @@ ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_queue_remove(&jn->queue);
     ngx_queue_insert_head(&cache->sh->queue, &jn->queue);
 
-    now = (double) ngx_time();
-    leeway = (double) jcf->leeway;
+    tok->has_exp = jn->has_exp;
+    tok->has_nbf = jn->has_nbf;
+    tok->exp = jn->exp;
+    tok->nbf = jn->nbf;
 
-    /* the time claims are checked again on every hit */
+    rc = NGX_OK;
 
-    if (jn->has_exp && now >= jn->exp + leeway) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        *reason = "jwt_expired";
-        return NGX_OK;
+    *reason = ngx_http_grpc_guard_jwt_recheck(jcf, tok);
+
+    if (*reason == NULL) {
+        rc = ngx_http_grpc_guard_jwt_set_names(r, jctx, jn->data, jn->sub_len,
+                                               jn->iss_len);
     }
-
-    if (jn->has_nbf && jn->nbf > now + leeway) {
-        ngx_shmtx_unlock(&cache->shpool->mutex);
-        *reason = "jwt_not_yet_valid";
-        return NGX_OK;
-    }
-
-    p = NULL;
-
-    if (jn->sub_len + jn->iss_len) {
-        p = ngx_pnalloc(r->pool, jn->sub_len + jn->iss_len);
-        if (p == NULL) {
-            ngx_shmtx_unlock(&cache->shpool->mutex);
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(p, jn->data, jn->sub_len + jn->iss_len);
-    }
-
-    jctx->sub.data = p;
-    jctx->sub.len = jn->sub_len;
-    jctx->iss.data = p + jn->sub_len;
-    jctx->iss.len = jn->iss_len;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
+    return rc;
+}
+
+
+static char *
+ngx_http_grpc_guard_jwt_recheck(ngx_http_grpc_guard_jwt_conf_t *jcf,
+    ngx_http_grpc_guard_jwt_token_t *tok)
+{
+    double  now, leeway;
+
+    /* the time claims of a remembered token, checked again on every call */
+
+    now = (double) ngx_time();
+    leeway = (double) jcf->leeway;
+
+    if (tok->has_exp && now >= tok->exp + leeway) {
+        return "jwt_expired";
+    }
+
+    if (tok->has_nbf && tok->nbf > now + leeway) {
+        return "jwt_not_yet_valid";
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_set_names(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, u_char *data, size_t sub_len,
+    size_t iss_len)
+{
+    u_char  *p;
+
+    /* "sub" and "iss" of a remembered token, for the request */
+
+    p = NULL;
+
+    if (sub_len + iss_len) {
+        p = ngx_pnalloc(r->pool, sub_len + iss_len);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, data, sub_len + iss_len);
+    }
+
+    jctx->sub.data = p;
+    jctx->sub.len = sub_len;
+    jctx->iss.data = p + sub_len;
+    jctx->iss.len = iss_len;
+
     return NGX_OK;
+}
+
+
+static ngx_http_grpc_guard_jwt_memo_t *
+ngx_http_grpc_guard_jwt_memo(ngx_connection_t *c, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_grpc_guard_jwt_memo_t  *memo;
+
+    /*
+     * the memo is an entry of the connection pool's cleanup list, known
+     * by its handler; r->connection of an HTTP/2 stream shares the pool
+     * of the client connection
+     */
+
+    for (cln = c->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_grpc_guard_jwt_memo_cleanup) {
+            return cln->data;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, sizeof(ngx_http_grpc_guard_jwt_memo_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    memo = cln->data;
+    ngx_memzero(memo, sizeof(ngx_http_grpc_guard_jwt_memo_t));
+
+    cln->handler = ngx_http_grpc_guard_jwt_memo_cleanup;
+
+    return memo;
+}
+
+
+static void
+ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok)
+{
+    size_t                           n;
+    u_char                          *p;
+    ngx_http_grpc_guard_jwt_memo_t  *memo;
+
+    n = jctx->token.len + jctx->sub.len + jctx->iss.len;
+
+    if (n > NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX) {
+        return;
+    }
+
+    memo = ngx_http_grpc_guard_jwt_memo(r->connection, 1);
+    if (memo == NULL) {
+        return;
+    }
+
+    memo->jcf = NULL;
+
+    if (memo->size == 0) {
+
+        /* once per connection: what the pool holds stays bounded */
+
+        memo->size = ngx_max(n, NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN);
+
+        memo->data = ngx_pnalloc(r->connection->pool, memo->size);
+        if (memo->data == NULL) {
+            memo->size = 0;
+            return;
+        }
+    }
+
+    if (n > memo->size) {
+        return;
+    }
+
+    p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);
+    p = ngx_cpymem(p, jctx->sub.data, jctx->sub.len);
+    ngx_memcpy(p, jctx->iss.data, jctx->iss.len);
+
+    memo->token_len = jctx->token.len;
+    memo->sub_len = (u_short) jctx->sub.len;
+    memo->iss_len = (u_short) jctx->iss.len;
+    memo->has_exp = tok->has_exp;
+    memo->has_nbf = tok->has_nbf;
+    memo->exp = tok->exp;
+    memo->nbf = tok->nbf;
+    memo->jcf = jcf;
+}
+
+
+static void
+ngx_http_grpc_guard_jwt_memo_cleanup(void *data)
+{
+    /* nothing to free: the memo and its data are the pool's */
 }
 
 
@@ -1830,16 +2036,14 @@ ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
-    size_t                           n;
-    ngx_rbtree_node_t               *node;
-    ngx_http_grpc_guard_jwt_node_t  *jn;
+    size_t                            n;
+    ngx_http_grpc_guard_jwt_node_t   *jn, **bucket;
 
     if (jctx->sub.len + jctx->iss.len > NGX_HTTP_GRPC_GUARD_JWT_CACHE_DATA) {
         return;
     }
 
-    n = offsetof(ngx_rbtree_node_t, color)
-        + offsetof(ngx_http_grpc_guard_jwt_node_t, data)
+    n = offsetof(ngx_http_grpc_guard_jwt_node_t, data)
         + jctx->sub.len + jctx->iss.len;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -1854,15 +2058,15 @@ ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
 
     ngx_http_grpc_guard_jwt_cache_expire(cache, 0, 2);
 
-    node = ngx_slab_alloc_locked(cache->shpool, n);
+    jn = ngx_slab_alloc_locked(cache->shpool, n);
 
-    if (node == NULL) {
+    if (jn == NULL) {
         ngx_http_grpc_guard_jwt_cache_expire(cache, 1,
                                              NGX_HTTP_GRPC_GUARD_JWT_EVICT);
 
-        node = ngx_slab_alloc_locked(cache->shpool, n);
+        jn = ngx_slab_alloc_locked(cache->shpool, n);
 
-        if (node == NULL) {
+        if (jn == NULL) {
             ngx_shmtx_unlock(&cache->shpool->mutex);
 
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -1871,9 +2075,6 @@ ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
         }
     }
 
-    jn = (ngx_http_grpc_guard_jwt_node_t *) &node->color;
-
-    ngx_memcpy(&node->key, hash, sizeof(ngx_rbtree_key_t));
     ngx_memcpy(jn->hash, hash, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
 
     jn->has_exp = tok->has_exp;
@@ -1896,10 +2097,28 @@ ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
     ngx_memcpy(ngx_cpymem(jn->data, jctx->sub.data, jctx->sub.len),
                jctx->iss.data, jctx->iss.len);
 
-    ngx_rbtree_insert(&cache->sh->rbtree, node);
+    bucket = ngx_http_grpc_guard_jwt_bucket(cache, hash);
+
+    jn->next = *bucket;
+    *bucket = jn;
+
     ngx_queue_insert_head(&cache->sh->queue, &jn->queue);
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+static ngx_http_grpc_guard_jwt_node_t **
+ngx_http_grpc_guard_jwt_bucket(ngx_http_grpc_guard_jwt_cache_t *cache,
+    u_char *hash)
+{
+    ngx_uint_t  key;
+
+    /* the hash is SHA-256: any of its bytes are as good as an index */
+
+    ngx_memcpy(&key, hash, sizeof(ngx_uint_t));
+
+    return &cache->sh->buckets[key & cache->sh->mask];
 }
 
 
@@ -1907,37 +2126,13 @@ static ngx_http_grpc_guard_jwt_node_t *
 ngx_http_grpc_guard_jwt_cache_find(ngx_http_grpc_guard_jwt_cache_t *cache,
     u_char *hash)
 {
-    ngx_int_t                        rc;
-    ngx_rbtree_key_t                 key;
-    ngx_rbtree_node_t               *node, *sentinel;
     ngx_http_grpc_guard_jwt_node_t  *jn;
 
-    ngx_memcpy(&key, hash, sizeof(ngx_rbtree_key_t));
-
-    node = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-
-        if (key < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (key > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        jn = (ngx_http_grpc_guard_jwt_node_t *) &node->color;
-
-        rc = ngx_memcmp(hash, jn->hash, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
-
-        if (rc == 0) {
+    for (jn = *ngx_http_grpc_guard_jwt_bucket(cache, hash); jn; jn = jn->next)
+    {
+        if (ngx_memcmp(hash, jn->hash, NGX_HTTP_GRPC_GUARD_SHA256_LEN) == 0) {
             return jn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
@@ -1948,10 +2143,9 @@ static void
 ngx_http_grpc_guard_jwt_cache_expire(ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_uint_t force, ngx_uint_t n)
 {
-    time_t                           now;
-    ngx_queue_t                     *q;
-    ngx_rbtree_node_t               *node;
-    ngx_http_grpc_guard_jwt_node_t  *jn;
+    time_t                            now;
+    ngx_queue_t                      *q;
+    ngx_http_grpc_guard_jwt_node_t   *jn, **p;
 
     /* from the least recently used end; forced: to make room */
 
@@ -1973,53 +2167,17 @@ ngx_http_grpc_guard_jwt_cache_expire(ngx_http_grpc_guard_jwt_cache_t *cache,
 
         ngx_queue_remove(q);
 
-        node = (ngx_rbtree_node_t *)
-                   ((u_char *) jn - offsetof(ngx_rbtree_node_t, color));
-
-        ngx_rbtree_delete(&cache->sh->rbtree, node);
-
-        ngx_slab_free_locked(cache->shpool, node);
-    }
-}
-
-
-static void
-ngx_http_grpc_guard_jwt_rbtree_insert(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t               **p;
-    ngx_http_grpc_guard_jwt_node_t   *jn, *jnt;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            jn = (ngx_http_grpc_guard_jwt_node_t *) &node->color;
-            jnt = (ngx_http_grpc_guard_jwt_node_t *) &temp->color;
-
-            p = (ngx_memcmp(jn->hash, jnt->hash,
-                            NGX_HTTP_GRPC_GUARD_SHA256_LEN)
-                 < 0)
-                ? &temp->left : &temp->right;
+        for (p = ngx_http_grpc_guard_jwt_bucket(cache, jn->hash);
+             *p != jn;
+             p = &(*p)->next)
+        {
+            /* void */
         }
 
-        if (*p == sentinel) {
-            break;
-        }
+        *p = jn->next;
 
-        temp = *p;
+        ngx_slab_free_locked(cache->shpool, jn);
     }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
 }
 
 
@@ -2029,6 +2187,7 @@ ngx_http_grpc_guard_jwt_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_grpc_guard_jwt_cache_t  *ocache = data;
 
     size_t                            len;
+    ngx_uint_t                        n;
     ngx_http_grpc_guard_jwt_cache_t  *cache;
 
     cache = shm_zone->data;
@@ -2058,8 +2217,22 @@ ngx_http_grpc_guard_jwt_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     cache->shpool->data = cache->sh;
 
-    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
-                    ngx_http_grpc_guard_jwt_rbtree_insert);
+    /* about a bucket for each entry the zone can hold */
+
+    for (n = 64;
+         n < shm_zone->shm.size / NGX_HTTP_GRPC_GUARD_JWT_ENTRY_SIZE;
+         n <<= 1)
+    {
+        /* void */
+    }
+
+    cache->sh->buckets = ngx_slab_calloc(cache->shpool,
+                                  n * sizeof(ngx_http_grpc_guard_jwt_node_t *));
+    if (cache->sh->buckets == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->sh->mask = n - 1;
 
     ngx_queue_init(&cache->sh->queue);
 

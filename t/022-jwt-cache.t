@@ -2,7 +2,9 @@
 # and then found by the SHA-256 of the location's policy and the token; exp
 # and nbf are checked again on every hit; claim variables still work on a
 # hit; the zone survives a reload; locations with other keys, issuers or
-# audiences never share an entry.
+# audiences never share an entry.  Within one connection, the token of the
+# previous call is recognized by its bytes ("connection hit"), under the
+# same rules: same location policy only, exp checked again.
 #
 # Blocks run in order: some of them reuse the nginx of the block before
 # (no config of their own) to see what that one cached.
@@ -77,9 +79,17 @@ add_block_preprocessor(sub {
 
 # the token is looked up when the call is made: "init" may make it
 sub call {
-    my ($tok, $method) = @_;
+    my ($tok, $method, %more) = @_;
     return { method => $method || '/test.Echo/Unary',
-             metadata => ['authorization: Bearer $TEST_NGINX_JWT_' . $tok] };
+             metadata => ['authorization: Bearer $TEST_NGINX_JWT_' . $tok,
+                          @{ delete $more{metadata} || [] }],
+             %more };
+}
+
+# the same, on the connection of the call before
+sub again {
+    my ($tok, $method, %more) = @_;
+    return call($tok, $method, same_connection => 'on', %more);
 }
 
 tokens(
@@ -329,3 +339,110 @@ grpc guard jwt: cache hit, valid
 --- no_error_log
 [crit]
 [alert]
+
+
+
+=== TEST 12: one connection: the same token again is a connection hit, another token is not
+--- config
+    grpc_guard_require_tls off;
+    location /test.Echo/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/jwks.json;
+        grpc_set_header x-user $grpc_guard_jwt_claim_sub;
+        grpc_set_header x-principal $grpc_guard_principal;
+        grpc_set_header x-level $grpc_guard_jwt_claim_level;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+[call('RS256'), again('RS256'), again('CLAIMS'), again('CLAIMS'),
+ again('TAMPERED'), again('RS256')]
+--- grpc_status eval
+[0, 0, 0, 0, 16, 0]
+--- upstream_calls: 5
+--- upstream_metadata eval
+["x-user: alice\nx-principal: alice\n!x-level",
+ "x-user: alice\nx-principal: alice\n!x-level",
+ "x-user: carol\nx-principal: carol\nx-level: 3",
+ "x-user: carol\nx-principal: carol\nx-level: 3",
+ "x-user: alice\nx-principal: alice\n!x-level"]
+--- grep_error_log eval: qr/grpc guard jwt: (?:connection|cache) hit, \w+|with 16: jwt_\w+/
+--- grep_error_log_out
+grpc guard jwt: connection hit, valid
+grpc guard jwt: connection hit, valid
+with 16: jwt_bad_signature
+grpc guard jwt: cache hit, valid
+
+
+
+=== TEST 13: one connection: a token remembered for one location is checked afresh by another
+--- config
+    grpc_guard_require_tls off;
+    grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/jwks.json;
+    location /test.Echo/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_issuer https://issuer.test;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+    location /test.Strict/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_issuer https://other-issuer.test;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+[call('RS256'), again('RS256', '/test.Strict/Unary'), again('RS256'),
+ again('RS256', '/test.Strict/Unary')]
+--- grpc_status eval
+[0, 16, 0, 16]
+--- upstream_calls: 2
+--- grep_error_log eval: qr/grpc guard jwt: (?:connection|cache) hit, \w+|with 16: jwt_\w+/
+--- grep_error_log_out
+with 16: jwt_bad_issuer
+grpc guard jwt: connection hit, valid
+with 16: jwt_bad_issuer
+
+
+
+=== TEST 14: one connection: a remembered token that expires is refused on the next call
+--- init
+$main::ConnExp = time + 3;
+tokens(CONNEXP => { key => 'rsa', kid => 'rsa1',
+                    claims => { exp => $main::ConnExp } });
+--- config
+    grpc_guard_require_tls off;
+    location /test.Echo/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/jwks.json;
+        grpc_guard_jwt_leeway 0;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+[call('CONNEXP'), again('CONNEXP', undef, metadata => ['x-test-sleep: 4.5']),
+ again('CONNEXP')]
+--- grpc_status eval
+[0, 0, 16]
+--- upstream_calls: 2
+--- timeout: 15
+--- grep_error_log eval: qr/grpc guard jwt: (?:connection|cache) hit, \w+|with 16: jwt_\w+/
+--- grep_error_log_out
+grpc guard jwt: connection hit, valid
+grpc guard jwt: connection hit, jwt_expired
+with 16: jwt_expired
+
+
+
+=== TEST 15: grpc_guard_jwt_cache off: no connection hit either
+--- http_config
+    grpc_guard_jwt_cache off;
+--- config
+    grpc_guard_require_tls off;
+    location /test.Echo/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/jwks.json;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+[call('RS256'), again('RS256'), again('RS256')]
+--- grpc_status: 0
+--- upstream_calls: 3
+--- no_error_log
+hit,
