@@ -8,29 +8,12 @@
 # are made in the block's "init", right before its calls.
 
 use Test::Nginx::Socket 'no_plan';
-use File::Basename qw(dirname);
-use Cwd qw(abs_path);
+use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 
-our $Mkjwt = abs_path(dirname(__FILE__)) . '/lib/mkjwt.py';
-our $JwtDir = "$ENV{TEST_NGINX_SERVER_ROOT}/jwt";
-
-system('/usr/bin/python3', $Mkjwt, 'keys', $JwtDir) == 0
-    or BAIL_OUT("mkjwt.py keys $JwtDir failed");
-$ENV{TEST_NGINX_JWT_DIR} = $JwtDir;
+our $JwtDir = jwt_keys();
 
 # tokens(NAME => SPEC, ...): $ENV{TEST_NGINX_JWT_NAME} = token
-sub tokens {
-    my %specs = @_;
-    my $json = JSON::PP->new->canonical;
-    open my $fh, '-|', '/usr/bin/python3', $Mkjwt, 'batch', $JwtDir,
-        $json->encode(\%specs) or BAIL_OUT("mkjwt.py: $!");
-    my $out = do { local $/; <$fh> };
-    close $fh or BAIL_OUT("mkjwt.py batch failed");
-    my $t = $json->decode($out);
-    $ENV{"TEST_NGINX_JWT_$_"} = $t->{$_} for keys %$t;
-}
-
 tokens(
     RS256      => { key => 'rsa', kid => 'rsa1' },
     RS384      => { key => 'rsa', kid => 'rsa1', alg => 'RS384' },

@@ -10,29 +10,11 @@
 # (no config of their own) to see what that one cached.
 
 use Test::Nginx::Socket 'no_plan';
-use File::Basename qw(dirname);
-use Cwd qw(abs_path);
+use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 use Time::HiRes ();
 
-our $Mkjwt = abs_path(dirname(__FILE__)) . '/lib/mkjwt.py';
-our $JwtDir = "$ENV{TEST_NGINX_SERVER_ROOT}/jwt";
-
-system('/usr/bin/python3', $Mkjwt, 'keys', $JwtDir) == 0
-    or BAIL_OUT("mkjwt.py keys $JwtDir failed");
-$ENV{TEST_NGINX_JWT_DIR} = $JwtDir;
-
-our $Json = JSON::PP->new->canonical;
-
-sub tokens {
-    my %specs = @_;
-    open my $fh, '-|', '/usr/bin/python3', $Mkjwt, 'batch', $JwtDir,
-        $Json->encode(\%specs) or BAIL_OUT("mkjwt.py: $!");
-    my $out = do { local $/; <$fh> };
-    close $fh or BAIL_OUT("mkjwt.py batch failed");
-    my $t = $Json->decode($out);
-    $ENV{"TEST_NGINX_JWT_$_"} = $t->{$_} for keys %$t;
-}
+our $JwtDir = jwt_keys();
 
 # nginx -s reload, and wait for the new worker
 sub reload {

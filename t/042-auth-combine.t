@@ -3,26 +3,12 @@
 # every method that succeeded.
 
 use Test::Nginx::Socket 'no_plan';
-use File::Basename qw(dirname);
-use Cwd qw(abs_path);
-use JSON::PP ();
+use Test::Nginx::Jwt qw(jwt_keys tokens);
 use Digest::SHA qw(sha256_hex);
 
-our $Mkjwt = abs_path(dirname(__FILE__)) . '/lib/mkjwt.py';
-our $JwtDir = "$ENV{TEST_NGINX_SERVER_ROOT}/jwt";
+our $JwtDir = jwt_keys();
 
-system('/usr/bin/python3', $Mkjwt, 'keys', $JwtDir) == 0
-    or BAIL_OUT("mkjwt.py keys $JwtDir failed");
-$ENV{TEST_NGINX_JWT_DIR} = $JwtDir;
-
-{
-    my $json = JSON::PP->new->canonical;
-    open my $fh, '-|', '/usr/bin/python3', $Mkjwt, 'batch', $JwtDir,
-        $json->encode({ ALICE => { key => 'rsa', kid => 'rsa1' } })
-        or BAIL_OUT("mkjwt.py: $!");
-    my $t = $json->decode(do { local $/; <$fh> });
-    $ENV{TEST_NGINX_JWT_ALICE} = $t->{ALICE};
-}
+tokens(ALICE => { key => 'rsa', kid => 'rsa1' });
 
 our $Keys = ">>> keys.txt\n"
     . "sha256:" . sha256_hex("k-app") . " mobile-app reader\n";

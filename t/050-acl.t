@@ -3,28 +3,11 @@
 # public methods, nginx -t errors, $grpc_guard_rule.
 
 use Test::Nginx::Socket 'no_plan';
-use File::Basename qw(dirname);
-use Cwd qw(abs_path);
+use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 use Digest::SHA qw(sha256_hex);
 
-our $Mkjwt = abs_path(dirname(__FILE__)) . '/lib/mkjwt.py';
-our $JwtDir = "$ENV{TEST_NGINX_SERVER_ROOT}/jwt";
-
-system('/usr/bin/python3', $Mkjwt, 'keys', $JwtDir) == 0
-    or BAIL_OUT("mkjwt.py keys $JwtDir failed");
-$ENV{TEST_NGINX_JWT_DIR} = $JwtDir;
-
-sub tokens {
-    my %specs = @_;
-    my $json = JSON::PP->new->canonical;
-    open my $fh, '-|', '/usr/bin/python3', $Mkjwt, 'batch', $JwtDir,
-        $json->encode(\%specs) or BAIL_OUT("mkjwt.py: $!");
-    my $out = do { local $/; <$fh> };
-    close $fh or BAIL_OUT("mkjwt.py batch failed");
-    my $t = $json->decode($out);
-    $ENV{"TEST_NGINX_JWT_$_"} = $t->{$_} for keys %$t;
-}
+our $JwtDir = jwt_keys();
 
 tokens(
     VIEWER => { key => 'rsa', kid => 'rsa1',
