@@ -199,7 +199,8 @@ minus() {
 # ratio A B: A / B with 4 decimals, nan when B is 0 or missing.
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {
-        if (b + 0 == 0) print "nan"; else printf "%.4f", a / b }'
+        if (b + 0 == 0 || a == "" || a == "nan") print "nan"
+        else printf "%.4f", a / b }'
 }
 
 median() {
@@ -260,9 +261,12 @@ fi
 #   #@ expect: N             grpc-status every call must get (default 0)
 #   #@ path: /NAME.pkg.Svc/M request path (default /NAME.Echo/Unary)
 #   #@ baseline: OTHER       scenario the ratios are taken to (default bare)
+#   #@ verify: ALG           a JWT cache-miss scenario (RS256, ES256, EdDSA):
+#                            its cost is also set against OpenSSL's verify
 # See bench/README.md.
 
 declare -A S_BODY S_HTTP S_HEADERS S_SETUP S_EXPECT S_PATH S_DESC S_SKIP S_BASE
+declare -A S_VERIFY
 scenarios=()
 
 load_scenario() {
@@ -287,6 +291,12 @@ load_scenario() {
                 expect) S_EXPECT[$name]=$val ;;
                 path) S_PATH[$name]=$val ;;
                 baseline) S_BASE[$name]=$val ;;
+                verify)
+                    case $val in
+                        RS256|ES256|EdDSA) S_VERIFY[$name]=$val ;;
+                        *) echo "run.sh: $f: verify: RS256, ES256 or EdDSA" >&2 ;;
+                    esac
+                    ;;
                 *) echo "run.sh: $f: unknown key '$key'" >&2 ;;
             esac
         elif [[ $line =~ ^[[:space:]]*# ]]; then
@@ -355,6 +365,25 @@ scenario_headers() {
         [ -n "$line" ] && hdr+=(-H "$line")
     done <<< "$all"
     return 0
+}
+
+# client_cmd NAME CONNS STREAMS N: fills the array `cmd` with the load client
+# for NAME: h2load, or bench/bin/h2pool when the scenario's setup gave it a
+# pool of per-call headers (a file "pool" naming it, as
+# bench/scenarios/setup/jwt_pool.py writes), so that every call carries a
+# different token.  h2pool goes on through the pool from run to run
+# (pool.pos) and counts a call as failed unless its grpc-status is the
+# expected one.
+client_cmd() {
+    local name=$1 sdir=$work/scen/$1
+    scenario_headers "$name"
+    if [ -f "$sdir/pool" ]; then
+        cmd=("$bench/bin/h2pool" -P "$(cat "$sdir/pool")"
+             -s "$sdir/pool.pos" -g "${S_EXPECT[$name]}")
+    else
+        cmd=(h2load)
+    fi
+    cmd+=(-c "$2" -m "$3" -n "$4" -d "$body" "${hdr[@]}")
 }
 
 # ---------------------------------------------------------- nginx config
@@ -556,6 +585,9 @@ grpc_check() {
     local name=$1 o status expect=${S_EXPECT[$1]}
     local url="http://127.0.0.1:$front_port${S_PATH[$name]}"
     scenario_headers "$name"
+    if [ -f "$work/scen/$name/pool" ]; then
+        hdr+=(-H "$(head -1 "$(cat "$work/scen/$name/pool")")")
+    fi
     o=$(timeout 20 nghttp -v -t 10 -d "$body" "${hdr[@]}" "$url" 2>&1 \
         | tr -d '\000') || true
     status=$(grep -oE 'recv \(stream_id=[0-9]+\) grpc-status: [0-9]+' \
@@ -647,17 +679,16 @@ load_run() {
     local name=$1 n=$2 tag=$3 key="$1,$3"
     local log=$work/h2load-$name-$tag.log txt=$work/h2load-$name-$tag.txt
     local url="http://127.0.0.1:$front_port${S_PATH[$name]}"
-    local c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0
-    scenario_headers "$name"
+    local c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0 cmd
+    client_cmd "$name" "$conns" "$streams" "$n"
 
     b0=$(backend_count)
     e0=$(proc_cpu "$backend_pid")
     c0=$(proc_cpu "$worker_pid")
     k0=$(core_busy "$cpu_nginx")
     t0=$(date +%s%N)
-    run_fg timeout "$run_timeout" "${client_pin[@]}" h2load -c "$conns" \
-        -m "$streams" -n "$n" -d "$body" "${hdr[@]}" --log-file="$log" \
-        "$url" > "$txt" 2>&1 || rc=$?
+    run_fg timeout "$run_timeout" "${client_pin[@]}" "${cmd[@]}" \
+        --log-file="$log" "$url" > "$txt" 2>&1 || rc=$?
     t1=$(date +%s%N)
     k1=$(core_busy "$cpu_nginx")
     if ! kill -0 "$worker_pid" 2> /dev/null; then
@@ -809,17 +840,16 @@ callgrind_pass() {
          "round(s) of $cg_requests requests, h2load -c 2 -m 16"
     for r in $(seq 1 "$cg_rounds"); do
         for name in "${active[@]}"; do
-            scenario_headers "$name"
-            local url="http://127.0.0.1:$front_port${S_PATH[$name]}"
+            local url="http://127.0.0.1:$front_port${S_PATH[$name]}" cmd
             # warm-up: upstream connections, caches
-            run_fg timeout "$run_timeout" "${client_pin[@]}" h2load -c 2 \
-                -m 16 -n 200 -d "$body" "${hdr[@]}" "$url" \
-                > /dev/null 2>&1 || true
+            client_cmd "$name" 2 16 200
+            run_fg timeout "$run_timeout" "${client_pin[@]}" "${cmd[@]}" \
+                "$url" > /dev/null 2>&1 || true
             callgrind_control -z "$vg_pid" > /dev/null 2>&1
             txt=$work/callgrind-$name-r$r.txt
-            run_fg timeout "$run_timeout" "${client_pin[@]}" h2load -c 2 \
-                -m 16 -n "$cg_requests" -d "$body" "${hdr[@]}" "$url" \
-                > "$txt" 2>&1 || true
+            client_cmd "$name" 2 16 "$cg_requests"
+            run_fg timeout "$run_timeout" "${client_pin[@]}" "${cmd[@]}" \
+                "$url" > "$txt" 2>&1 || true
             if ! kill -0 "$vg_pid" 2> /dev/null; then
                 echo "bench: nginx under callgrind died during $name:" >&2
                 tail -5 "$work/valgrind.log" >&2
@@ -848,6 +878,78 @@ callgrind_pass() {
     stop_pid "$vg_pid"
 }
 
+# ------------------------------------------------ JWT verify vs OpenSSL
+#
+# For each algorithm a `#@ verify:` scenario names, what OpenSSL alone needs
+# for one verify on the nginx core, to set the scenario's cost per call
+# (against its baseline) against; bench/bin/jwt_verify works on a token of
+# the scenario's pool, with its key loaded once:
+#   raw_us    oneshot: EVP_DigestVerifyInit + EVP_DigestVerify per token,
+#             the raw OpenSSL verify of a JWT library with a cached key
+#   prep_us   prepared: SHA-256 of the signing input and EVP_PKEY_verify on
+#             a context set up once, which is how the guard verifies
+#   speed_us  1 / the verify rate of `openssl speed` (rsa2048, ecdsap256,
+#             ed25519): the public-key operation alone, on a ready digest
+#   raw_ir    oneshot under callgrind, instructions per verify
+
+declare -A V=()
+
+# cg_total FILE: total instructions of a callgrind output file.
+cg_total() {
+    awk '/^(totals|summary):/ { print $2; exit }' "$1" 2> /dev/null || true
+}
+
+verify_pass() {
+    local name alg pool pub spec out t1 t2 raw=() prep=() i
+    for name in "${active[@]}"; do
+        alg=${S_VERIFY[$name]:-}
+        [ -n "$alg" ] && [ -z "${V[$alg,done]:-}" ] || continue
+        V[$alg,done]=1
+        pool=$(cat "$work/scen/$name/pool" 2> /dev/null || true)
+        pub=$(dirname "$pool")/pub.pem
+        if [ ! -s "$pool" ] || [ ! -s "$pub" ]; then
+            echo "bench: verify $alg: $name has no token pool" >&2
+            continue
+        fi
+        case $alg in
+            RS256) spec=rsa2048 ;;
+            ES256) spec=ecdsap256 ;;
+            EdDSA) spec=ed25519 ;;
+        esac
+        echo "bench: OpenSSL alone, $alg ($spec), on core $cpu_nginx"
+        # -mr lines: +F2:i:2048:sign/s:verify/s, +F4:i:256:sign/s:verify/s,
+        # +F6:i:253:Ed25519:sign/s:verify/s
+        out=$(taskset -c "$cpu_nginx" openssl speed -seconds 2 -mr "$spec" \
+              2> /dev/null | grep -E '^\+F[246]:' | tail -1 || true)
+        V[$alg,speed]=$(awk -F: '{ v = $NF + 0 }
+            END { if (v > 0) printf "%.2f", 1000000 / v; else print "nan" }' \
+            <<< "$out")
+        raw=()
+        prep=()
+        for i in 1 2 3; do
+            out=$(taskset -c "$cpu_nginx" "$bench/bin/jwt_verify" "$pub" \
+                  "$pool" 5000 2> /dev/null || true)
+            raw+=("$(sed -n 's/^oneshot: .*: \([0-9.]*\) us.*/\1/p' <<< "$out")")
+            prep+=("$(sed -n 's/^prepared: .*: \([0-9.]*\) us.*/\1/p' <<< "$out")")
+        done
+        V[$alg,raw]=$(median "${raw[@]}")
+        V[$alg,prep]=$(median "${prep[@]}")
+        if [ "$callgrind" != 0 ]; then
+            for i in 10 110; do
+                valgrind --tool=callgrind \
+                    --callgrind-out-file="$work/callgrind/verify-$alg-$i" \
+                    "$bench/bin/jwt_verify" "$pub" "$pool" "$i" oneshot \
+                    > /dev/null 2>&1 || true
+            done
+            t1=$(cg_total "$work/callgrind/verify-$alg-10")
+            t2=$(cg_total "$work/callgrind/verify-$alg-110")
+            if [ -n "$t1" ] && [ -n "$t2" ]; then
+                V[$alg,ir]=$(( (t2 - t1) / 100 ))
+            fi
+        fi
+    done
+}
+
 # ---------------------------------------------------------------- run
 
 started=$(date +%s)
@@ -857,6 +959,7 @@ fi
 if [ "$callgrind" != 0 ]; then
     callgrind_pass
 fi
+verify_pass
 elapsed=$(( $(date +%s) - started ))
 
 # ------------------------------------------------------------- report
@@ -883,6 +986,11 @@ for name in "${active[@]}"; do
             deltas+=("$(minus "${R_CPU[$name,r$r]:-}" "${R_CPU[$base,r$r]:-}")")
         done
         M[$name,CPU,delta]=$(median "${deltas[@]}")
+        deltas=()
+        for r in $(seq 1 "$rounds"); do
+            deltas+=("$(minus "${R_USR[$name,r$r]:-}" "${R_USR[$base,r$r]:-}")")
+        done
+        M[$name,USR,delta]=$(median "${deltas[@]}")
         errs=0
         for k in "${!R_ERR[@]}"; do
             [ "${k%,*}" = "$name" ] && errs=$(( errs + R_ERR[$k] ))
@@ -897,6 +1005,50 @@ for name in "${active[@]}"; do
         M[$name,IR]=$(median "${vals[@]}" | awk '{ printf "%.0f", $1 }')
     fi
 done
+
+# ratio3 A B: A / B with 3 decimals, nan when either is missing.
+ratio3() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (b + 0 == 0 || a == "" || a == "nan") print "nan"
+        else printf "%.3f", a / b }'
+}
+
+# verify_report: the cost of a JWT cache miss against OpenSSL alone.
+verify_report() {
+    local name alg base miss usr ir
+    echo
+    echo "JWT cache misses (every call a new token): the cost per call over" \
+         "the baseline, against OpenSSL alone verifying one token"
+    echo "miss_us = dcpu_us; usr_us = its user-space part; raw_us =" \
+         "EVP_DigestVerifyInit + EVP_DigestVerify (key loaded once); prep_us =" \
+         "hash + EVP_PKEY_verify on a prepared context; speed_us = 1 /" \
+         "openssl speed verify rate; x_raw = miss / raw, x_usr = usr / raw," \
+         "x_ir = miss_ir / raw_ir (target <= 1.2)"
+    printf '%-18s %-6s %8s %8s %8s %8s %8s %7s %7s %7s %10s %10s %7s\n' \
+        scenario alg miss_us usr_us raw_us prep_us speed_us x_raw x_usr \
+        x_speed miss_ir raw_ir x_ir
+    for name in "${active[@]}"; do
+        alg=${S_VERIFY[$name]:-}
+        [ -n "$alg" ] || continue
+        base=${S_BASE[$name]}
+        miss=${M[$name,CPU,delta]:-nan}
+        usr=${M[$name,USR,delta]:-nan}
+        ir=nan
+        if [ -n "${M[$name,IR]:-}" ] && [ -n "${M[$base,IR]:-}" ]; then
+            ir=$(( M[$name,IR] - M[$base,IR] ))
+        fi
+        V[$name,miss]=$miss
+        V[$name,usr]=$usr
+        V[$name,ir]=$ir
+        printf '%-18s %-6s %8s %8s %8s %8s %8s %7s %7s %7s %10s %10s %7s\n' \
+            "$name" "$alg" "$miss" "$usr" "${V[$alg,raw]:-nan}" \
+            "${V[$alg,prep]:-nan}" "${V[$alg,speed]:-nan}" \
+            "$(ratio3 "$miss" "${V[$alg,raw]:-}")" \
+            "$(ratio3 "$usr" "${V[$alg,raw]:-}")" \
+            "$(ratio3 "$miss" "${V[$alg,speed]:-}")" "$ir" \
+            "${V[$alg,ir]:-nan}" "$(ratio3 "$ir" "${V[$alg,ir]:-}")"
+    done
+}
 
 txt=$out/results.txt
 json=$out/results.json
@@ -945,6 +1097,12 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
                 "$(ratio "${M[$name,IR]}" "${M[$base,IR]}")" "$base"
         done
     fi
+    for name in "${active[@]}"; do
+        if [ -n "${S_VERIFY[$name]:-}" ]; then
+            verify_report
+            break
+        fi
+    done
     if [ "${#skipped[@]}" -gt 0 ]; then
         echo
         for name in "${skipped[@]}"; do
@@ -1025,6 +1183,14 @@ jnum() {
         printf '      "expect_grpc_status": %s,\n' "$(jnum "${S_EXPECT[$name]}")"
         printf '      "failure": %s,\n' \
             "$([ -n "${BAD[$name]:-}" ] && jstr "${BAD[$name]}" || echo null)"
+        alg=${S_VERIFY[$name]:-}
+        if [ -n "$alg" ]; then
+            printf '      "verify": {"alg": %s, "miss_us": %s, "miss_usr_us": %s, "raw_us": %s, "prepared_us": %s, "openssl_speed_us": %s, "miss_instructions": %s, "raw_instructions": %s},\n' \
+                "$(jstr "$alg")" "$(jnum "${V[$name,miss]:-}")" \
+                "$(jnum "${V[$name,usr]:-}")" "$(jnum "${V[$alg,raw]:-}")" "$(jnum "${V[$alg,prep]:-}")" \
+                "$(jnum "${V[$alg,speed]:-}")" \
+                "$(jnum "${V[$name,ir]:-}")" "$(jnum "${V[$alg,ir]:-}")"
+        fi
         if [ "$callgrind" != 0 ]; then
             printf '      "callgrind_instructions_per_rpc": %s,\n' "$(jnum "${M[$name,IR]}")"
             printf '      "callgrind_ratio": %s,\n' \

@@ -26,6 +26,7 @@ python3-protobuf
 python3-cryptography
 perl
 nghttp2-client
+libnghttp2-dev
 g++
 pkg-config
 libgrpc++-dev
