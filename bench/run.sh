@@ -471,15 +471,24 @@ echo "bench: nginx $("$nginx_bin" -v 2>&1 | sed 's/.*\///'), ${ncpu} cores;" \
      "nginx on core $cpu_nginx, upstream on $cpu_backend, h2load on $cpu_client"
 
 count_file=$work/backend.count
-taskset -c "$cpu_backend" "$backend_bin" "$backend_port" 1 "$count_file" \
-    > "$work/backend.log" 2>&1 &
-backend_pid=$!
-pids+=("$backend_pid")
-if ! bench_wait_port "$backend_port" 10; then
-    echo "bench: the upstream did not start:" >&2
-    cat "$work/backend.log" >&2
-    exit 2
-fi
+# a port nothing listens on may still be the local end of a connection:
+# another one then
+for try in 1 2 3; do
+    taskset -c "$cpu_backend" "$backend_bin" "$backend_port" 1 \
+        "$count_file" > "$work/backend.log" 2>&1 &
+    backend_pid=$!
+    pids+=("$backend_pid")
+    bench_wait_port "$backend_port" 10 && break
+    stop_pid "$backend_pid"
+    if [ "$try" = 3 ] || ! grep -q "Address already in use" \
+                             "$work/backend.log"; then
+        echo "bench: the upstream did not start:" >&2
+        cat "$work/backend.log" >&2
+        exit 2
+    fi
+    backend_port=$(bench_free_port)
+    BENCH_RESERVED_PORTS="$BENCH_RESERVED_PORTS $backend_port"
+done
 
 # backend_count: RPCs the upstream has answered so far.
 backend_count() {
