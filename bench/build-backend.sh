@@ -26,35 +26,23 @@ need_pkg() {
     fi
 }
 
-bin=$here/bin/echo_server
-src=$here/backend/echo_server.cc
-if ! fresh "$bin" "$src"; then
-    need_pkg grpc++ libgrpc++-dev
-    # shellcheck disable=SC2046
-    g++ -std=c++17 -O2 -g -Wall -Wextra -o "$bin.tmp" "$src" \
-        $(pkg-config --cflags --libs grpc++ absl_synchronization) -lpthread
+# build NAME SOURCE DEB "PKG..." COMPILER FLAGS...: builds bin/NAME from
+# SOURCE (relative to bench/) when it is not fresh, with what pkg-config
+# gives for the PKGs (the Debian package DEB has them)
+build() {
+    local bin=$here/bin/$1 src=$here/$2 deb=$3 pkgs=$4
+    shift 4
+    fresh "$bin" "$src" && return 0
+    need_pkg "${pkgs%% *}" "$deb"
+    # shellcheck disable=SC2046,SC2086
+    "$@" -o "$bin.tmp" "$src" $(pkg-config --cflags --libs $pkgs) -lpthread
     mv "$bin.tmp" "$bin"
     echo "build-backend: $bin"
-fi
+}
 
-bin=$here/bin/h2pool
-src=$here/client/h2pool.c
-if ! fresh "$bin" "$src"; then
-    need_pkg libnghttp2 libnghttp2-dev
-    # shellcheck disable=SC2046
-    gcc -O2 -g -Wall -Wextra -Werror -o "$bin.tmp" "$src" \
-        $(pkg-config --cflags --libs libnghttp2)
-    mv "$bin.tmp" "$bin"
-    echo "build-backend: $bin"
-fi
-
-bin=$here/bin/jwt_verify
-src=$here/client/jwt_verify.c
-if ! fresh "$bin" "$src"; then
-    need_pkg libcrypto libssl-dev
-    # shellcheck disable=SC2046
-    gcc -O2 -g -Wall -Wextra -Werror -o "$bin.tmp" "$src" \
-        $(pkg-config --cflags --libs libcrypto)
-    mv "$bin.tmp" "$bin"
-    echo "build-backend: $bin"
-fi
+build echo_server backend/echo_server.cc libgrpc++-dev \
+    "grpc++ absl_synchronization" g++ -std=c++17 -O2 -g -Wall -Wextra
+build h2pool client/h2pool.c libnghttp2-dev libnghttp2 \
+    gcc -O2 -g -Wall -Wextra -Werror
+build jwt_verify client/jwt_verify.c libssl-dev libcrypto \
+    gcc -O2 -g -Wall -Wextra -Werror
