@@ -43,11 +43,10 @@
 # connections), settling after ~250k calls: the allocator's high-water
 # mark, not a leak (the refusal paths alone stay flat to the kB).
 #
-# Adding a scenario (e.g. 16 UNAUTHENTICATED / 7 PERMISSION_DENIED once
-# authentication and ACLs exist): add a `scenario` line below with its
-# path and metadata (an `authorization: Bearer ...` header, an `x-api-key`
-# header), and, when it needs a policy of its own, a location in the
-# configuration further down whose prefix matches that path.
+# Adding a scenario: add a `scenario` line below with its path and
+# metadata (an `authorization: Bearer ...` header, an `x-api-key` header),
+# and, when it needs a policy of its own, a location in the configuration
+# further down whose prefix matches that path.
 
 set -euo pipefail
 
@@ -97,6 +96,15 @@ to='grpc-timeout: 5S'
 pad4k=$(head -c 4000 /dev/zero | tr '\0' a)
 pad20k=$(head -c 20000 /dev/zero | tr '\0' a)
 
+# JWTs from t/lib/mkjwt.py, with keys kept outside $dir (made once)
+jwt_dir=$root/build/soak-jwt
+"$py" "$root/t/lib/mkjwt.py" keys "$jwt_dir" \
+    || die "t/lib/mkjwt.py keys $jwt_dir failed"
+jwt() { "$py" "$root/t/lib/mkjwt.py" token "$jwt_dir" "$1"; }
+jwt_ok=$(jwt '{"key": "rsa", "kid": "rsa1"}')
+jwt_expired=$(jwt '{"key": "rsa", "kid": "rsa1", "claims": {"exp": {"rel": -3600}}}')
+jwt_badsig=$(jwt '{"key": "ec256", "kid": "ec1", "tamper": "payload"}')
+
 names=() weights=() bodies=() expects=() paths=() headers=()
 scenario() {
     local name=$1 weight=$2 body=$3 expect=$4 path=$5 h
@@ -132,6 +140,13 @@ scenario key-unknown         4 ok    grpc:16 /soak.Secure/Read "$ct" "$te" "$to"
 scenario key-twice           2 ok    grpc:16 /soak.Secure/Read "$ct" "$te" "$to" "x-api-key: soak-reader-key" "x-api-key: soak-reader-key"
 scenario acl-denied          4 ok    grpc:7  /soak.Secure/Write "$ct" "$te" "$to" "x-api-key: soak-reader-key"
 scenario acl-deny-rule       2 ok    grpc:7  /soak.Secure/Purge "$ct" "$te" "$to" "x-api-key: soak-writer-key"
+# JWT: a valid token (a connection hit after the first call of each
+# connection; its claim is forwarded, so the payload is parsed every call),
+# and tokens refused after parsing and verifying them
+scenario jwt-allowed         6 ok    grpc:0  /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_ok"
+scenario jwt-expired         3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_expired"
+scenario jwt-bad-signature   3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_badsig"
+scenario jwt-garbage         2 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer e30.e30.AAAA"
 # malformed: whatever the answer, nginx and the module must survive it
 scenario no-content-type     3 ok    any      /soak.Echo/Call "$te" "$to"
 scenario garbage-path        2 ok    http:400 '/%ZZ/..%2f%00' "$ct" "$te" "$to"
@@ -233,6 +248,15 @@ http {
             grpc_guard_allow /soak.Secure/Read* role=reader,writer;
             grpc_guard_allow /soak.Secure/* role=writer;
             grpc_guard_deny /soak.Secure/Purge* role=writer;
+            grpc_pass grpc://soak_backend;
+        }
+
+        location /soak.Jwt/ {
+            grpc_guard_deadline required;
+            grpc_guard_auth jwt;
+            grpc_guard_require_tls off;
+            grpc_guard_jwt_key_file $jwt_dir/jwks.json;
+            grpc_set_header x-user \$grpc_guard_jwt_claim_sub;
             grpc_pass grpc://soak_backend;
         }
     }
