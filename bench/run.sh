@@ -196,11 +196,17 @@ minus() {
         else printf "%.3f", a - b }'
 }
 
-# ratio A B: A / B with 4 decimals, nan when B is 0 or missing.
+# ratio A B [DECIMALS]: A / B with 4 (or DECIMALS) decimals, nan when
+# either is missing or B is 0.
 ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
+    awk -v a="$1" -v b="$2" -v d="${3:-4}" 'BEGIN {
         if (b + 0 == 0 || a == "" || a == "nan") print "nan"
-        else printf "%.4f", a / b }'
+        else printf "%." d "f", a / b }'
+}
+
+# cg_total FILE: total instructions of a callgrind output file.
+cg_total() {
+    awk '/^(totals|summary):/ { print $2; exit }' "$1" 2> /dev/null || true
 }
 
 median() {
@@ -871,8 +877,7 @@ callgrind_pass() {
                 grep -qs '^totals:' "$f" && break
                 sleep 0.1
             done
-            total=$(awk '/^(totals|summary):/ { print $2; exit }' \
-                    "$f" 2> /dev/null || true)
+            total=$(cg_total "$f")
             ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded,.*/\1/p' "$txt")
             if [ -z "$total" ] || [ "${ok:-0}" != "$cg_requests" ]; then
                 BAD[$name]="${BAD[$name]:+${BAD[$name]}; }callgrind r$r: ${ok:-0} of $cg_requests succeeded"
@@ -902,11 +907,6 @@ callgrind_pass() {
 #   raw_ir    oneshot under callgrind, instructions per verify
 
 declare -A V=()
-
-# cg_total FILE: total instructions of a callgrind output file.
-cg_total() {
-    awk '/^(totals|summary):/ { print $2; exit }' "$1" 2> /dev/null || true
-}
 
 verify_pass() {
     local name alg pool pub spec out t1 t2 raw=() prep=() i
@@ -1015,13 +1015,6 @@ for name in "${active[@]}"; do
     fi
 done
 
-# ratio3 A B: A / B with 3 decimals, nan when either is missing.
-ratio3() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        if (b + 0 == 0 || a == "" || a == "nan") print "nan"
-        else printf "%.3f", a / b }'
-}
-
 # verify_report: the cost of a JWT cache miss against OpenSSL alone.
 verify_report() {
     local name alg base miss usr ir
@@ -1052,10 +1045,10 @@ verify_report() {
         printf '%-18s %-6s %8s %8s %8s %8s %8s %7s %7s %7s %10s %10s %7s\n' \
             "$name" "$alg" "$miss" "$usr" "${V[$alg,raw]:-nan}" \
             "${V[$alg,prep]:-nan}" "${V[$alg,speed]:-nan}" \
-            "$(ratio3 "$miss" "${V[$alg,raw]:-}")" \
-            "$(ratio3 "$usr" "${V[$alg,raw]:-}")" \
-            "$(ratio3 "$miss" "${V[$alg,speed]:-}")" "$ir" \
-            "${V[$alg,ir]:-nan}" "$(ratio3 "$ir" "${V[$alg,ir]:-}")"
+            "$(ratio "$miss" "${V[$alg,raw]:-}" 3)" \
+            "$(ratio "$usr" "${V[$alg,raw]:-}" 3)" \
+            "$(ratio "$miss" "${V[$alg,speed]:-}" 3)" "$ir" \
+            "${V[$alg,ir]:-nan}" "$(ratio "$ir" "${V[$alg,ir]:-}" 3)"
     done
 }
 
