@@ -262,7 +262,7 @@ static ngx_int_t ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
 static ngx_int_t ngx_http_grpc_guard_jwt_decode(ngx_str_t *dst,
     ngx_str_t *src);
 static json_t *ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data,
-    size_t len, ngx_uint_t *pooled);
+    size_t len);
 static void *ngx_http_grpc_guard_jwt_json_alloc(size_t size);
 static void ngx_http_grpc_guard_jwt_json_free(void *p);
 static char *ngx_http_grpc_guard_jwt_check_header(
@@ -308,6 +308,9 @@ static ngx_http_grpc_guard_jwt_node_t *ngx_http_grpc_guard_jwt_cache_find(
     ngx_http_grpc_guard_jwt_cache_t *cache, u_char *hash);
 static void ngx_http_grpc_guard_jwt_cache_expire(
     ngx_http_grpc_guard_jwt_cache_t *cache, ngx_uint_t force, ngx_uint_t n);
+static ngx_int_t ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok, char **reason);
 static ngx_http_grpc_guard_jwt_memo_t *ngx_http_grpc_guard_jwt_memo(
     ngx_connection_t *c, ngx_uint_t create);
 static void ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
@@ -480,7 +483,6 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_table_elt_t                  *h;
     ngx_http_grpc_guard_jwt_ctx_t    *jctx;
     ngx_http_grpc_guard_jwt_conf_t   *jcf;
-    ngx_http_grpc_guard_jwt_memo_t   *memo;
     ngx_http_grpc_guard_jwt_cache_t  *cache;
     ngx_http_grpc_guard_jwt_token_t   tok;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
@@ -547,49 +549,25 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     if (cache) {
 
-        /* the token of the previous call on this connection, if the same */
+        /* the connection's last token first, then the shared cache */
 
-        memo = ngx_http_grpc_guard_jwt_memo(r->connection, 0);
+        rc = ngx_http_grpc_guard_jwt_memo_lookup(r, jcf, jctx, &tok, &reason);
 
-        if (memo && memo->jcf == jcf && memo->token_len == token.len
-            && ngx_memcmp(memo->data, token.data, token.len) == 0)
-        {
-            tok.has_exp = memo->has_exp;
-            tok.has_nbf = memo->has_nbf;
-            tok.exp = memo->exp;
-            tok.nbf = memo->nbf;
-
-            reason = ngx_http_grpc_guard_jwt_recheck(jcf, &tok);
-
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "grpc guard jwt: connection hit, %s",
-                           reason ? reason : "valid");
-
-            if (reason) {
-                res->reason = reason;
-                return NGX_DECLINED;
-            }
-
-            if (ngx_http_grpc_guard_jwt_set_names(r, jctx,
-                                                  memo->data + token.len,
-                                                  memo->sub_len,
-                                                  memo->iss_len)
+        if (rc == NGX_DECLINED) {
+            if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, &token,
+                                                  hash)
                 != NGX_OK)
             {
                 return NGX_ERROR;
             }
 
-            goto verified;
-        }
+            rc = ngx_http_grpc_guard_jwt_cache_lookup(r, cache, jcf, hash,
+                                                      jctx, &tok, &reason);
 
-        if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, &token, hash)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
+            if (rc == NGX_OK && reason == NULL) {
+                ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
+            }
         }
-
-        rc = ngx_http_grpc_guard_jwt_cache_lookup(r, cache, jcf, hash, jctx,
-                                                  &tok, &reason);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
@@ -597,16 +575,10 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
         if (rc == NGX_OK) {
 
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "grpc guard jwt: cache hit, %s",
-                           reason ? reason : "valid");
-
             if (reason) {
                 res->reason = reason;
                 return NGX_DECLINED;
             }
-
-            ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
 
             goto verified;
         }
@@ -836,9 +808,11 @@ static ngx_int_t
 ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
-    u_char      *buf;
-    ngx_str_t    header, payload, sig, decoded;
-    ngx_uint_t   pooled;
+    u_char         *buf;
+    ngx_str_t       header, payload, sig, decoded;
+    ngx_pool_t     *jpool;
+    json_free_t     free_func;
+    json_malloc_t   malloc_func;
 
     /*
      * decodes the three segments of a token and parses the header and
@@ -862,13 +836,22 @@ ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
 
     decoded.data = buf;
 
+    /*
+     * jansson allocates from the request pool, unless something else has
+     * replaced the allocation functions the guard set
+     */
+
+    json_get_alloc_funcs(&malloc_func, &free_func);
+
+    jpool = (malloc_func == ngx_http_grpc_guard_jwt_json_alloc) ? pool : NULL;
+    jctx->pooled = (jpool != NULL);
+
     if (ngx_http_grpc_guard_jwt_decode(&decoded, &header) != NGX_OK) {
         return NGX_DECLINED;
     }
 
-    jctx->header = ngx_http_grpc_guard_jwt_json(pool, decoded.data,
-                                                decoded.len, &pooled);
-    jctx->pooled = pooled;
+    jctx->header = ngx_http_grpc_guard_jwt_json(jpool, decoded.data,
+                                                decoded.len);
 
     if (jctx->header == NULL) {
         return NGX_DECLINED;
@@ -880,9 +863,8 @@ ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
         return NGX_DECLINED;
     }
 
-    jctx->payload = ngx_http_grpc_guard_jwt_json(pool, decoded.data,
-                                                 decoded.len, &pooled);
-    jctx->pooled = pooled;
+    jctx->payload = ngx_http_grpc_guard_jwt_json(jpool, decoded.data,
+                                                 decoded.len);
 
     if (jctx->payload == NULL) {
         return NGX_DECLINED;
@@ -981,15 +963,12 @@ ngx_http_grpc_guard_jwt_decode(ngx_str_t *dst, ngx_str_t *src)
 
 
 static json_t *
-ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data, size_t len,
-    ngx_uint_t *pooled)
+ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data, size_t len)
 {
-    json_t                *json;
-    u_char                *p, *last;
-    ngx_uint_t             depth, string;
-    json_error_t           error;
-    json_free_t            free_func;
-    json_malloc_t          malloc_func;
+    json_t        *json;
+    u_char        *p, *last;
+    ngx_uint_t     depth, string;
+    json_error_t   error;
 
     /* the nesting is bounded before the parser sees the text */
 
@@ -1035,19 +1014,11 @@ ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data, size_t len,
     }
 
     /*
-     * jansson allocates from the request pool while it parses a token,
-     * unless something else has replaced the allocation functions the
-     * guard set; a refused text is released while the pool is still
-     * the one to allocate from, so its free() is no call to free(3)
+     * with a pool, jansson allocates from it; a refused text is released
+     * while the pool is still set, so its free() is no call to free(3)
      */
 
-    json_get_alloc_funcs(&malloc_func, &free_func);
-
-    *pooled = (malloc_func == ngx_http_grpc_guard_jwt_json_alloc);
-
-    if (*pooled) {
-        ngx_http_grpc_guard_jwt_json_pool = pool;
-    }
+    ngx_http_grpc_guard_jwt_json_pool = pool;
 
     json = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES, &error);
 
@@ -1937,7 +1908,50 @@ ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "grpc guard jwt: cache hit, %s",
+                   *reason ? *reason : "valid");
+
     return rc;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok, char **reason)
+{
+    ngx_http_grpc_guard_jwt_memo_t  *memo;
+
+    /* as ngx_http_grpc_guard_jwt_cache_lookup(), for the connection */
+
+    memo = ngx_http_grpc_guard_jwt_memo(r->connection, 0);
+
+    if (memo == NULL || memo->jcf != jcf
+        || memo->token_len != jctx->token.len
+        || ngx_memcmp(memo->data, jctx->token.data, jctx->token.len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    tok->has_exp = memo->has_exp;
+    tok->has_nbf = memo->has_nbf;
+    tok->exp = memo->exp;
+    tok->nbf = memo->nbf;
+
+    *reason = ngx_http_grpc_guard_jwt_recheck(jcf, tok);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "grpc guard jwt: connection hit, %s",
+                   *reason ? *reason : "valid");
+
+    if (*reason) {
+        return NGX_OK;
+    }
+
+    return ngx_http_grpc_guard_jwt_set_names(r, jctx,
+                                             memo->data + memo->token_len,
+                                             memo->sub_len, memo->iss_len);
 }
 
 
