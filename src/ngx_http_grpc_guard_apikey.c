@@ -462,9 +462,8 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res)
 {
-    ngx_uint_t                      n;
-    unsigned int                    len;
-    ngx_table_elt_t                *found;
+    ngx_uint_t                      n, m;
+    ngx_table_elt_t                *found, *h;
     ngx_http_grpc_guard_api_key_t  *k;
     u_char                          digest[EVP_MAX_MD_SIZE];
 
@@ -480,21 +479,31 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
 
     res->presented = 1;
 
+    if (!glcf->forward_credentials) {
+
+        /*
+         * the keys the guard consumes are not sent upstream, a repeated
+         * one neither, whatever the outcome: another method may still
+         * let the call through; the removed elements stay readable
+         */
+
+        for (h = found;
+             h;
+             h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
+                                                 &glcf->api_key_header, &m))
+        {
+            if (ngx_http_grpc_guard_remove_header(&r->headers_in.headers, h,
+                                                  r->pool)
+                == NGX_ERROR)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
     if (n > 1) {
         res->reason = "api_key_duplicate";
         return NGX_DECLINED;
-    }
-
-    if (!glcf->forward_credentials) {
-
-        /* the key the guard consumes is not sent upstream */
-
-        if (ngx_http_grpc_guard_remove_header(&r->headers_in.headers, found,
-                                              r->pool)
-            == NGX_ERROR)
-        {
-            return NGX_ERROR;
-        }
     }
 
     if (glcf->require_tls && r->connection->ssl == NULL) {
@@ -511,18 +520,21 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (EVP_Digest(found->value.data, found->value.len, digest, &len,
+    if (EVP_Digest(found->value.data, found->value.len, digest, NULL,
                    EVP_sha256(), NULL)
         == 0)
     {
         return NGX_ERROR;
     }
 
+    /*
+     * keys are looked up by their SHA-256: what a comparison could leak
+     * about a hash tells nothing about a key
+     */
+
     k = ngx_http_grpc_guard_api_key_find(glcf->api_keys, digest);
 
-    /* the final comparison takes the same time whatever differs */
-
-    if (k == NULL || CRYPTO_memcmp(k->hash, digest, 32) != 0) {
+    if (k == NULL) {
         res->reason = "api_key_unknown";
         return NGX_DECLINED;
     }

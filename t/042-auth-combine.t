@@ -114,3 +114,22 @@ main::call('jwt', 'badkey')
 --- upstream_metadata
 x-auth: jwt
 x-principal: alice
+
+
+
+=== TEST 4: satisfy any with the key header twice and a good token: no key goes upstream
+--- config
+    @CONF@
+    location / {
+        grpc_guard_auth jwt api_key;
+        grpc_guard_auth_satisfy any;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+main::call('jwt', 'key', 'badkey')
+--- grpc_status: 0
+--- upstream_metadata
+x-auth: jwt
+x-principal: alice
+!x-api-key
+!authorization
