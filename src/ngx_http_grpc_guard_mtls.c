@@ -13,12 +13,19 @@
 #include "ngx_http_grpc_guard_module.h"
 
 
+/* a SAN longer than this is left out */
+#define NGX_HTTP_GRPC_GUARD_MTLS_MAX_NAME  1024
+
+/* the SANs of one kind kept, space-separated, at most */
+#define NGX_HTTP_GRPC_GUARD_MTLS_MAX_LIST  8192
+
+
 static ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_parse(
     ngx_connection_t *c, ngx_ssl_conn_t *ssl_conn);
 static ngx_int_t ngx_http_grpc_guard_mtls_sans(ngx_pool_t *pool, X509 *cert,
     ngx_http_grpc_guard_peer_t *peer);
-static ngx_int_t ngx_http_grpc_guard_mtls_join(ngx_pool_t *pool,
-    ngx_str_t *list, ASN1_IA5STRING *s);
+static size_t ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s,
+    const u_char **data);
 static ngx_int_t ngx_http_grpc_guard_mtls_subject(ngx_pool_t *pool,
     X509 *cert, ngx_str_t *s);
 static ngx_int_t ngx_http_grpc_guard_mtls_fingerprint(ngx_pool_t *pool,
@@ -208,12 +215,14 @@ static ngx_int_t
 ngx_http_grpc_guard_mtls_sans(ngx_pool_t *pool, X509 *cert,
     ngx_http_grpc_guard_peer_t *peer)
 {
-    int                      i, n;
-    size_t                   len;
-    ngx_uint_t               spiffe;
-    ASN1_IA5STRING          *s;
-    GENERAL_NAME            *name;
-    GENERAL_NAMES           *names;
+    int              i, n;
+    size_t           len, size[2];
+    u_char          *p[2];
+    ngx_str_t       *list;
+    ngx_uint_t       pass, spiffe, k;
+    const u_char    *data;
+    GENERAL_NAME    *name;
+    GENERAL_NAMES   *names;
 
     names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
 
@@ -221,57 +230,89 @@ ngx_http_grpc_guard_mtls_sans(ngx_pool_t *pool, X509 *cert,
         return NGX_OK;
     }
 
-    spiffe = 0;
+    /*
+     * two passes over the names: their room in each list first, then
+     * each list built in one allocation; names beyond what a list holds
+     * are left out, in both passes alike
+     */
+
     n = sk_GENERAL_NAME_num(names);
+    size[0] = 0;
+    size[1] = 0;
+    spiffe = 0;
 
-    for (i = 0; i < n; i++) {
-        name = sk_GENERAL_NAME_value(names, i);
+    for (pass = 0; pass < 2; pass++) {
 
-        switch (name->type) {
+        if (pass == 1) {
+            for (i = 0; i < 2; i++) {
+                p[i] = size[i] ? ngx_pnalloc(pool, size[i]) : NULL;
 
-        case GEN_URI:
-            s = name->d.uniformResourceIdentifier;
-
-            if (ngx_http_grpc_guard_mtls_join(pool, &peer->uri_san, s)
-                != NGX_OK)
-            {
-                goto failed;
+                if (size[i] && p[i] == NULL) {
+                    GENERAL_NAMES_free(names);
+                    return NGX_ERROR;
+                }
             }
 
-            len = ASN1_STRING_length(s);
+            peer->uri_san.data = p[0];
+            peer->dns_san.data = p[1];
+            size[0] = 0;
+            size[1] = 0;
+        }
 
-            if (len > sizeof("spiffe://") - 1
-                && ngx_strncmp(ASN1_STRING_get0_data(s), "spiffe://",
-                               sizeof("spiffe://") - 1)
-                   == 0
-                && peer->uri_san.len >= len)
+        for (i = 0; i < n; i++) {
+            name = sk_GENERAL_NAME_value(names, i);
+
+            if (name->type == GEN_URI) {
+                k = 0;
+                list = &peer->uri_san;
+                len = ngx_http_grpc_guard_mtls_name(
+                                      name->d.uniformResourceIdentifier, &data);
+
+            } else if (name->type == GEN_DNS) {
+                k = 1;
+                list = &peer->dns_san;
+                len = ngx_http_grpc_guard_mtls_name(name->d.dNSName, &data);
+
+            } else {
+                continue;
+            }
+
+            if (len == 0
+                || size[k] + len + 1 > NGX_HTTP_GRPC_GUARD_MTLS_MAX_LIST)
+            {
+                continue;
+            }
+
+            size[k] += len + 1;
+
+            if (pass == 0) {
+                continue;
+            }
+
+            if (list->len) {
+                list->data[list->len++] = ' ';
+            }
+
+            ngx_memcpy(list->data + list->len, data, len);
+
+            if (k == 0
+                && len > sizeof("spiffe://") - 1
+                && ngx_strncmp(data, "spiffe://", sizeof("spiffe://") - 1)
+                   == 0)
             {
                 spiffe++;
-                peer->spiffe_id.data = peer->uri_san.data
-                                       + peer->uri_san.len - len;
+                peer->spiffe_id.data = list->data + list->len;
                 peer->spiffe_id.len = len;
             }
 
-            break;
+            if (k == 1 && list->len == 0) {
 
-        case GEN_DNS:
-            len = peer->dns_san.len;
+                /* the first DNS SAN, the principal without a SPIFFE ID */
 
-            if (ngx_http_grpc_guard_mtls_join(pool, &peer->dns_san,
-                                              name->d.dNSName)
-                != NGX_OK)
-            {
-                goto failed;
+                peer->dns_first = len;
             }
 
-            if (len == 0) {
-                peer->dns_first = peer->dns_san.len;
-            }
-
-            break;
-
-        default:
-            break;
+            list->len += len;
         }
     }
 
@@ -284,60 +325,34 @@ ngx_http_grpc_guard_mtls_sans(ngx_pool_t *pool, X509 *cert,
     GENERAL_NAMES_free(names);
 
     return NGX_OK;
-
-failed:
-
-    GENERAL_NAMES_free(names);
-
-    return NGX_ERROR;
 }
 
 
-static ngx_int_t
-ngx_http_grpc_guard_mtls_join(ngx_pool_t *pool, ngx_str_t *list,
-    ASN1_IA5STRING *s)
+static size_t
+ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s, const u_char **data)
 {
-    u_char        *p;
-    size_t         len, i;
-    const u_char  *data;
+    size_t  len, i;
 
-    data = ASN1_STRING_get0_data(s);
+    *data = ASN1_STRING_get0_data(s);
     len = ASN1_STRING_length(s);
 
     /*
-     * names with blanks, controls or non-ASCII bytes are skipped: the
-     * list is space-separated and may be forwarded as gRPC metadata
+     * 0 for a name to leave out: with blanks, controls or non-ASCII
+     * bytes (the list is space-separated and may be forwarded as gRPC
+     * metadata), empty, or longer than 1 KiB
      */
 
-    if (len == 0 || len > 1024) {
-        return NGX_OK;
+    if (len > NGX_HTTP_GRPC_GUARD_MTLS_MAX_NAME) {
+        return 0;
     }
 
     for (i = 0; i < len; i++) {
-        if (data[i] <= 0x20 || data[i] >= 0x7f) {
-            return NGX_OK;
+        if ((*data)[i] <= 0x20 || (*data)[i] >= 0x7f) {
+            return 0;
         }
     }
 
-    p = ngx_pnalloc(pool, list->len + 1 + len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (list->len) {
-        ngx_memcpy(p, list->data, list->len);
-        p[list->len] = ' ';
-        ngx_memcpy(p + list->len + 1, data, len);
-        list->len += 1 + len;
-
-    } else {
-        ngx_memcpy(p, data, len);
-        list->len = len;
-    }
-
-    list->data = p;
-
-    return NGX_OK;
+    return len;
 }
 
 

@@ -68,7 +68,27 @@ x-auth: mtls"
 
 
 
-=== TEST 2: a DNS-only certificate: the principal is the first DNS SAN
+=== TEST 2: a URI SAN that is left out is no SPIFFE ID, whatever the names before it
+--- config
+    @TLS@
+    ssl_verify_client optional;
+    location / {
+        grpc_guard_auth mtls;
+        @VARS@
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval: main::call("client-spiffe-blank")
+--- grpc_status: 0
+--- upstream_metadata
+!x-spiffe
+x-uri-san: https://web.example.org/spiffe://prod/ns/a
+!x-dns-san
+x-subject: CN=blank
+x-principal: CN=blank
+
+
+
+=== TEST 3: a DNS-only certificate: the principal is the first DNS SAN
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -88,7 +108,7 @@ x-principal: api.example.org
 
 
 
-=== TEST 3: a certificate without SANs: the principal is the subject
+=== TEST 4: a certificate without SANs: the principal is the subject
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -105,7 +125,7 @@ x-subject: CN=legacy-client,OU=Ops,O=Example,C=US
 
 
 
-=== TEST 4: no certificate: 16, never upstream
+=== TEST 5: no certificate: 16, never upstream
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -122,7 +142,7 @@ mtls_no_certificate
 
 
 
-=== TEST 5: untrusted certificate with "optional": nginx's 495 becomes 16
+=== TEST 6: untrusted certificate with "optional": nginx's 495 becomes 16
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -138,7 +158,7 @@ client SSL certificate verify error
 
 
 
-=== TEST 6: untrusted certificate with optional_no_ca: never authenticated
+=== TEST 7: untrusted certificate with optional_no_ca: never authenticated
 --- config
     @TLS@
     ssl_verify_client optional_no_ca;
@@ -155,7 +175,7 @@ mtls_untrusted
 
 
 
-=== TEST 7: untrusted certificate, no mtls required: no peer identity
+=== TEST 8: untrusted certificate, no mtls required: no peer identity
 --- config
     @TLS@
     ssl_verify_client optional_no_ca;
@@ -173,7 +193,7 @@ mtls_untrusted
 
 
 
-=== TEST 8: an expired certificate is refused by nginx: 16
+=== TEST 9: an expired certificate is refused by nginx: 16
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -187,7 +207,7 @@ mtls_untrusted
 
 
 
-=== TEST 9: mtls over plaintext h2c: 16
+=== TEST 10: mtls over plaintext h2c: 16
 --- config
     location / {
         grpc_guard_auth mtls;
@@ -202,7 +222,7 @@ mtls_no_tls
 
 
 
-=== TEST 10: the certificate is parsed once per connection, not per RPC
+=== TEST 11: the certificate is parsed once per connection, not per RPC
 --- config
     @TLS@
     ssl_verify_client optional;
@@ -228,7 +248,7 @@ grpc guard: peer certificate parsed, verified:1
 
 
 
-=== TEST 11: a billing SPIFFE identity
+=== TEST 12: a billing SPIFFE identity
 --- config
     @TLS@
     ssl_verify_client optional;

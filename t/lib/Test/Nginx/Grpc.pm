@@ -113,6 +113,11 @@ our @CERTS = (
         . 'URI:https://web.example.org/,DNS:client.example.org',
         'clientAuth'],
     ['client-dns', 'ca', '/CN=api', 'DNS:api.example.org', 'clientAuth'],
+    # a SPIFFE-looking URI with a blank (left out), after a URI that ends
+    # with the same bytes as it has without the blank
+    ['client-spiffe-blank', 'ca', '/CN=blank',
+        'URI:https://web.example.org/spiffe://prod/ns/a,'
+        . 'URI:spiffe://pr d/ns/a', 'clientAuth'],
     ['client-billing', 'ca', '/O=Example/CN=billing',
         'URI:spiffe://example.org/ns/prod/sa/billing', 'clientAuth'],
     ['client-subject', 'ca', '/C=US/O=Example/OU=Ops/CN=legacy-client',
