@@ -272,11 +272,7 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         tmp->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
         tmp->limit_remaining = -1;
         tmp->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
-        tmp->path = r->unparsed_uri;
-
-        if (tmp->path.len > NGX_HTTP_GRPC_GUARD_MAX_PATH) {
-            tmp->path.len = NGX_HTTP_GRPC_GUARD_MAX_PATH;
-        }
+        ngx_http_grpc_guard_raw_path(r, &tmp->path);
 
         ctx = tmp;
     }
@@ -320,9 +316,7 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         n += rec->method.len;
 
     } else {
-        rec->method.data = ctx->path.data;
-        rec->method.len = ngx_min(ctx->path.len,
-                                  NGX_HTTP_GRPC_GUARD_MAX_PATH);
+        rec->method = ctx->path;
         esc += rec->method.len;
     }
 

@@ -139,21 +139,37 @@ ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r)
 }
 
 
+void
+ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char  *q;
+
+    /*
+     * the raw :path as records and logs show it: without a query, which
+     * may carry a credential (?access_token=...), and at most 1 KiB
+     */
+
+    *path = r->unparsed_uri;
+
+    if (path->len > NGX_HTTP_GRPC_GUARD_MAX_PATH) {
+        path->len = NGX_HTTP_GRPC_GUARD_MAX_PATH;
+    }
+
+    q = ngx_strlchr(path->data, path->data + path->len, '?');
+
+    if (q) {
+        path->len = q - path->data;
+    }
+}
+
+
 ngx_int_t
 ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
-    ngx_str_t  path;
-
     ctx->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
 
-    path = r->unparsed_uri;
-
-    if (path.len > NGX_HTTP_GRPC_GUARD_MAX_PATH) {
-        path.len = NGX_HTTP_GRPC_GUARD_MAX_PATH;
-    }
-
-    ctx->path = path;
+    ngx_http_grpc_guard_raw_path(r, &ctx->path);
 
     /*
      * nginx matches locations on the normalized $uri but forwards the
@@ -1224,7 +1240,7 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
         ctx->grpc = 1;
         ctx->conf = glcf;
-        ctx->path = r->unparsed_uri;
+        ngx_http_grpc_guard_raw_path(r, &ctx->path);
 
     } else if (!ctx->grpc || ctx->rewritten) {
         return ngx_http_next_header_filter(r);

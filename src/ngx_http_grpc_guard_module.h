@@ -283,6 +283,7 @@ void ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc);
 ngx_int_t ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
+void ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path);
 ngx_int_t ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason);
 ngx_int_t ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,

@@ -128,7 +128,26 @@ main::raw("/test.Echo/../x%2F\"q\\z", "localhost");
 
 
 
-=== TEST 5: bytes nginx refuses at the HTTP/2 layer: still a valid record
+=== TEST 5: a refused path with a query: recorded without the query
+--- config
+    grpc_guard_audit_log logs/audit.log;
+    location / {
+        grpc_guard on;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+main::raw("/test.Echo/Unary?access_token=s3cr3t-t0ken", "localhost");
+--- audit eval
+[base_record(method => "/test.Echo/Unary", authority => 'localhost',
+             decision => 'deny', reason => 'path_not_canonical',
+             grpc_status => 12, grpc_status_source => 'local',
+             http_status => 200)]
+--- no_error_log eval
+qr/grpc guard: [^,]*s3cr3t/
+
+
+
+=== TEST 6: bytes nginx refuses at the HTTP/2 layer: still a valid record
 NUL, CR and LF in a header value make nginx reset the stream.
 --- config
     grpc_guard_audit_log logs/audit.log;
@@ -150,7 +169,7 @@ sub {
 
 
 
-=== TEST 6: long values are cut: :authority at 256 bytes, :path at 1024
+=== TEST 7: long values are cut: :authority at 256 bytes, :path at 1024
 --- config
     grpc_guard_audit_log logs/audit.log;
     large_client_header_buffers 4 8k;
@@ -168,7 +187,7 @@ main::raw('/test.Echo/' . ('x' x 2000) . '/', 'a' x 300);
 
 
 
-=== TEST 7: a multi-byte character cut by the length limit is replaced
+=== TEST 8: a multi-byte character cut by the length limit is replaced
 --- config
     grpc_guard_audit_log logs/audit.log;
     location / {
