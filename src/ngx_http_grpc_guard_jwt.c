@@ -1817,28 +1817,27 @@ ngx_http_grpc_guard_jwt_format(ngx_pool_t *pool, json_t *value,
 static ngx_int_t
 ngx_http_grpc_guard_jwt_dump(ngx_pool_t *pool, json_t *value, ngx_str_t *out)
 {
-    char    *text;
-    size_t   len;
+    size_t  len;
 
-    text = json_dumps(value, JSON_ENCODE_ANY|JSON_COMPACT);
-    if (text == NULL) {
+    /*
+     * straight into the pool: what json_dumps() returns would have to go
+     * to jansson's free function, which need not be free(3)
+     */
+
+    len = json_dumpb(value, NULL, 0, JSON_ENCODE_ANY|JSON_COMPACT);
+    if (len == 0) {
         return NGX_ERROR;
     }
-
-    len = ngx_strlen(text);
 
     out->data = ngx_pnalloc(pool, len);
     if (out->data == NULL) {
-        free(text);
         return NGX_ERROR;
     }
 
-    ngx_memcpy(out->data, text, len);
-    out->len = len;
+    out->len = json_dumpb(value, (char *) out->data, len,
+                          JSON_ENCODE_ANY|JSON_COMPACT);
 
-    free(text);
-
-    return NGX_OK;
+    return (out->len == len) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -2048,7 +2047,7 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok)
 {
-    size_t                           n;
+    size_t                           n, size;
     u_char                          *p;
     ngx_http_grpc_guard_jwt_memo_t  *memo;
 
@@ -2065,21 +2064,24 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
 
     memo->jcf = NULL;
 
-    if (memo->size == 0) {
+    if (n > memo->size) {
 
-        /* once per connection: what the pool holds stays bounded */
+        /*
+         * 1 KiB at least, doubled when a token needs more, up to 4 KiB:
+         * a connection's pool never holds more than 7 KiB of them
+         */
 
-        memo->size = ngx_max(n, NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN);
+        size = ngx_max(n, NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN);
+        size = ngx_min(ngx_max(size, 2 * memo->size),
+                       NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX);
 
-        memo->data = ngx_pnalloc(r->connection->pool, memo->size);
-        if (memo->data == NULL) {
-            memo->size = 0;
+        p = ngx_pnalloc(r->connection->pool, size);
+        if (p == NULL) {
             return;
         }
-    }
 
-    if (n > memo->size) {
-        return;
+        memo->data = p;
+        memo->size = size;
     }
 
     p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);
