@@ -578,6 +578,7 @@ ngx_http_grpc_guard_audit_record(u_char *p,
     ngx_http_grpc_guard_audit_rec_t *rec,
     ngx_http_grpc_guard_audit_sink_t *sink)
 {
+    ngx_uint_t                  remaining;
     ngx_http_grpc_guard_ctx_t  *ctx;
 
     ctx = rec->ctx;
@@ -662,7 +663,15 @@ ngx_http_grpc_guard_audit_record(u_char *p,
                                         &ctx->rule,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
-    if (ctx->limit || ctx->limit_name.len) {
+    /*
+     * no "remaining" when it is not known (every key empty, Redis down
+     * with grpc_guard_limit_failure open): 0 would read as "used up"
+     */
+
+    remaining = (ctx->limit || ctx->limit_name.len)
+                && ctx->limit_remaining >= 0;
+
+    if (ctx->limit_name.len || remaining) {
         p = ngx_http_grpc_guard_audit_lit(p, ",\"limit\":{");
 
         if (ctx->limit_name.len) {
@@ -670,15 +679,14 @@ ngx_http_grpc_guard_audit_record(u_char *p,
                                           sizeof("\"name\":\"") - 1,
                                           &ctx->limit_name,
                                           NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
-            *p++ = ',';
         }
 
-        p = ngx_http_grpc_guard_audit_lit(p, "\"remaining\":");
+        if (remaining) {
+            if (ctx->limit_name.len) {
+                *p++ = ',';
+            }
 
-        if (ctx->limit_remaining < 0) {
-            *p++ = '0';
-
-        } else {
+            p = ngx_http_grpc_guard_audit_lit(p, "\"remaining\":");
             p = ngx_http_grpc_guard_audit_uint(p, ctx->limit_remaining);
         }
 

@@ -60,6 +60,7 @@ __DATA__
     location / {
         grpc_guard_limit rate=1r/h key=$remote_addr name=f1;
         access_log logs/lim.log lim;
+        grpc_guard_audit_log logs/audit.log;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
@@ -67,6 +68,10 @@ stop_redis(redis_port());
 my @codes = lcodes(4);
 is("@codes", "0 0 0 0", 'every call passes');
 check_waits('redis stopped, open', 0.05);
+my @audit = log_lines('audit.log');
+is(scalar(@audit), 4, 'an audit record for each call');
+is(scalar(grep { /"remaining"/ } @audit), 0,
+   'no "remaining" in them: Redis could not say');
 --- error_log eval
 [qr/\[error\] .*grpc guard: redis 127\.0\.0\.1:\d+ is unavailable/,
  qr/\[warn\] .*grpc guard: redis did not answer, 1 calls passed without their limits/]
