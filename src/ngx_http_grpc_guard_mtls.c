@@ -26,8 +26,6 @@ static ngx_int_t ngx_http_grpc_guard_mtls_sans(ngx_pool_t *pool, X509 *cert,
     ngx_http_grpc_guard_peer_t *peer);
 static size_t ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s,
     const u_char **data);
-static ngx_int_t ngx_http_grpc_guard_mtls_subject(ngx_pool_t *pool,
-    X509 *cert, ngx_str_t *s);
 static ngx_int_t ngx_http_grpc_guard_mtls_fingerprint(ngx_pool_t *pool,
     X509 *cert, ngx_str_t *s);
 
@@ -182,8 +180,7 @@ ngx_http_grpc_guard_mtls_parse(ngx_connection_t *c, ngx_ssl_conn_t *ssl_conn)
     peer->verified = (SSL_get_verify_result(ssl_conn) == X509_V_OK);
 
     if (ngx_http_grpc_guard_mtls_sans(c->pool, cert, peer) != NGX_OK
-        || ngx_http_grpc_guard_mtls_subject(c->pool, cert, &peer->subject)
-           != NGX_OK
+        || ngx_ssl_get_subject_dn(c, c->pool, &peer->subject) != NGX_OK
         || ngx_http_grpc_guard_mtls_fingerprint(c->pool, cert,
                                                 &peer->fingerprint)
            != NGX_OK)
@@ -353,51 +350,6 @@ ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s, const u_char **data)
     }
 
     return len;
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_mtls_subject(ngx_pool_t *pool, X509 *cert, ngx_str_t *s)
-{
-    BIO        *bio;
-    size_t      len;
-    X509_NAME  *name;
-
-    name = X509_get_subject_name(cert);
-    if (name == NULL) {
-        return NGX_OK;
-    }
-
-    bio = BIO_new(BIO_s_mem());
-    if (bio == NULL) {
-        return NGX_ERROR;
-    }
-
-    /* RFC 2253, as nginx's $ssl_client_s_dn */
-
-    if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
-        BIO_free(bio);
-        return NGX_ERROR;
-    }
-
-    len = BIO_pending(bio);
-
-    s->data = ngx_pnalloc(pool, len ? len : 1);
-    if (s->data == NULL) {
-        BIO_free(bio);
-        return NGX_ERROR;
-    }
-
-    s->len = len;
-
-    if (len && BIO_read(bio, s->data, len) != (int) len) {
-        BIO_free(bio);
-        return NGX_ERROR;
-    }
-
-    BIO_free(bio);
-
-    return NGX_OK;
 }
 
 
