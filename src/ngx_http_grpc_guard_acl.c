@@ -726,7 +726,6 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_acl_cond_t *cond)
 {
     json_t      *v;
-    ngx_str_t    s, name;
     ngx_uint_t   i;
 
     switch (cond->type) {
@@ -749,28 +748,20 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
                                                        cond->split, 0);
 
     case NGX_HTTP_GRPC_GUARD_COND_SUB:
+
+        /*
+         * the token's "sub" and "iss" (strings) are in the context since
+         * the identity stage, even after a cache hit: no parse for them
+         */
+
+        return ctx->jwt
+               && ngx_http_grpc_guard_acl_str_match(&ctx->sub, cond->values,
+                                                    0);
+
     case NGX_HTTP_GRPC_GUARD_COND_ISS:
-        if (ctx->jwt == NULL) {
-            return 0;
-        }
-
-        if (cond->type == NGX_HTTP_GRPC_GUARD_COND_SUB) {
-            ngx_str_set(&name, "sub");
-
-        } else {
-            ngx_str_set(&name, "iss");
-        }
-
-        v = ngx_http_grpc_guard_jwt_claim(r, ctx, &name);
-
-        if (v == NULL || !json_is_string(v)) {
-            return 0;
-        }
-
-        s.data = (u_char *) json_string_value(v);
-        s.len = json_string_length(v);
-
-        return ngx_http_grpc_guard_acl_str_match(&s, cond->values, 0);
+        return ctx->jwt
+               && ngx_http_grpc_guard_acl_str_match(&ctx->iss, cond->values,
+                                                    0);
 
     case NGX_HTTP_GRPC_GUARD_COND_CLIENT:
         return ctx->api_key
