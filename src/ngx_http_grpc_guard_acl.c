@@ -65,7 +65,6 @@ struct ngx_http_grpc_guard_acl_s {
     size_t                         *lengths;    /* distinct prefix lengths */
     ngx_uint_t                      nlengths;
     ngx_http_grpc_guard_acl_bucket_t  any;      /* "*" */
-    ngx_uint_t                      nrules;
     ngx_uint_t                      identity;   /* some rule needs one */
 };
 
@@ -412,7 +411,6 @@ ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
 
     rule = conf->acl_rules->elts;
     n = conf->acl_rules->nelts;
-    acl->nrules = n;
 
     acl->any.rules = ngx_pcalloc(cf->pool, n * sizeof(void *));
     if (acl->any.rules == NULL) {

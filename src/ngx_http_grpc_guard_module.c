@@ -775,7 +775,6 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
      */
 
     ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
-    ctx->start = ngx_current_msec;
     ctx->limit_remaining = -1;
 
     cln->handler = ngx_http_grpc_guard_ctx_cleanup;

@@ -248,7 +248,6 @@ typedef struct {
     ngx_int_t                   result;     /* handler result when done */
 
     ngx_msec_t                  timeout;    /* grpc-timeout, ms */
-    ngx_msec_t                  start;      /* ngx_current_msec at start */
 
     unsigned                    grpc:1;
     unsigned                    canonical:1;
