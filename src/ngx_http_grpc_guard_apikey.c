@@ -363,6 +363,12 @@ ngx_http_grpc_guard_api_key_parse_time(u_char *p, u_char *last)
         return NGX_ERROR;
     }
 
+    if (month == 2 && day == 29
+        && (year % 4 != 0 || (year % 100 == 0 && year % 400 != 0)))
+    {
+        return NGX_ERROR;
+    }
+
     p += 19;
 
     if (*p == '.') {
@@ -411,7 +417,11 @@ ngx_http_grpc_guard_api_key_parse_time(u_char *p, u_char *last)
     t = (time_t) (era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy
                   - 719468);
 
-    return t * 86400 + hour * 3600 + min * 60 + sec - off;
+    t = t * 86400 + hour * 3600 + min * 60 + sec - off;
+
+    /* 0 is "no not_after": the epoch itself and earlier are refused */
+
+    return (t > 0) ? t : NGX_ERROR;
 }
 
 

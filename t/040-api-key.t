@@ -295,7 +295,38 @@ qr/invalid not_after "not_after=2027-01-01" in API key file ".*keys.txt" line 1/
 
 
 
-=== TEST 15: a missing file fails nginx -t
+=== TEST 15: a not_after on a day that does not exist fails nginx -t
+--- user_files eval
+">>> keys.txt\nsha256:" . sha256_hex("a") . " one not_after=2028-02-29T00:00:00Z\n"
+. "sha256:" . sha256_hex("b") . " two not_after=2027-02-29T00:00:00Z\n"
+--- config
+    location / {
+        grpc_guard_auth api_key;
+        grpc_guard_api_key_file $TEST_NGINX_HTML_DIR/keys.txt;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- must_die
+--- error_log eval
+qr/invalid not_after "not_after=2027-02-29T00:00:00Z" in API key file ".*keys.txt" line 2/
+
+
+
+=== TEST 16: a not_after at the epoch fails nginx -t (it would never expire)
+--- user_files eval
+">>> keys.txt\nsha256:" . sha256_hex("a") . " one not_after=1970-01-01T00:00:00Z\n"
+--- config
+    location / {
+        grpc_guard_auth api_key;
+        grpc_guard_api_key_file $TEST_NGINX_HTML_DIR/keys.txt;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- must_die
+--- error_log eval
+qr/invalid not_after "not_after=1970-01-01T00:00:00Z" in API key file ".*keys.txt" line 1/
+
+
+
+=== TEST 17: a missing file fails nginx -t
 --- config
     location / {
         grpc_guard_auth api_key;
@@ -308,7 +339,7 @@ qr/open\(\) ".*nope.txt" failed/
 
 
 
-=== TEST 16: the key never appears in the error or access log
+=== TEST 18: the key never appears in the error or access log
 --- log_level: info
 --- user_files eval: $::KEYS
 --- http_config
