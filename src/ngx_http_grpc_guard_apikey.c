@@ -17,6 +17,8 @@
 /* the longest API key looked at; longer ones are unknown keys */
 #define NGX_HTTP_GRPC_GUARD_API_KEY_MAX  4096
 
+#define NGX_HTTP_GRPC_GUARD_API_KEY_MAX_FILE  (64 * 1024 * 1024)
+
 
 static ngx_int_t ngx_http_grpc_guard_api_key_parse_line(ngx_conf_t *cf,
     ngx_str_t *file, ngx_uint_t line, u_char *p, u_char *last,
@@ -41,12 +43,8 @@ ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_grpc_guard_loc_conf_t *glcf = conf;
 
     u_char                         *p, *last, *eol;
-    size_t                          size;
-    ssize_t                         n;
-    ngx_fd_t                        fd;
-    ngx_str_t                      *value, file;
+    ngx_str_t                      *value, file, content;
     ngx_uint_t                      line, i;
-    ngx_file_info_t                 fi;
     ngx_http_grpc_guard_api_key_t  *k;
 
     value = cf->args->elts;
@@ -66,43 +64,16 @@ ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     /* read at configuration time, as nginx reads its own files */
 
-    fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &file);
+    if (ngx_http_grpc_guard_read_file(cf, cf->temp_pool, &file,
+                                      NGX_HTTP_GRPC_GUARD_API_KEY_MAX_FILE,
+                                      &content)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", &file);
-        goto failed;
-    }
-
-    size = (size_t) ngx_file_size(&fi);
-
-    if (size > 64 * 1024 * 1024) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "API key file \"%V\" is too large", &file);
-        goto failed;
-    }
-
-    p = ngx_pnalloc(cf->temp_pool, size + 1);
-    if (p == NULL) {
-        goto failed;
-    }
-
-    n = ngx_read_fd(fd, p, size);
-
-    if (n == -1 || (size_t) n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_fd_n " \"%V\" failed", &file);
-        goto failed;
-    }
-
-    ngx_close_file(fd);
-
-    last = p + size;
+    p = content.data;
+    last = p + content.len;
     line = 0;
 
     while (p < last) {
@@ -143,12 +114,6 @@ ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
-
-failed:
-
-    ngx_close_file(fd);
-
-    return NGX_CONF_ERROR;
 }
 
 

@@ -327,8 +327,6 @@ static ngx_http_grpc_guard_jwt_node_t **ngx_http_grpc_guard_jwt_bucket(
 static ngx_int_t ngx_http_grpc_guard_jwt_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 
-static ngx_int_t ngx_http_grpc_guard_jwt_read_file(ngx_conf_t *cf,
-    ngx_str_t *name, ngx_str_t *content);
 static char *ngx_http_grpc_guard_jwt_load_jwks(
     ngx_http_grpc_guard_jwt_load_t *ld, ngx_str_t *content);
 static char *ngx_http_grpc_guard_jwt_load_jwk(
@@ -2848,7 +2846,17 @@ ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    if (ngx_http_grpc_guard_jwt_read_file(cf, &file, &content) != NGX_OK) {
+    if (ngx_http_grpc_guard_read_file(cf, cf->temp_pool, &file,
+                                      NGX_HTTP_GRPC_GUARD_JWT_MAX_FILE,
+                                      &content)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (content.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "grpc_guard_jwt_key_file \"%V\" is empty", &file);
         return NGX_CONF_ERROR;
     }
 
@@ -2897,79 +2905,6 @@ ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_jwt_read_file(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *content)
-{
-    off_t            size;
-    ssize_t          n;
-    ngx_int_t        rc;
-    ngx_file_t       file;
-    ngx_file_info_t  fi;
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = *name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", name);
-        return NGX_ERROR;
-    }
-
-    rc = NGX_ERROR;
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", name);
-        goto done;
-    }
-
-    size = ngx_file_size(&fi);
-
-    if (size == 0 || size > NGX_HTTP_GRPC_GUARD_JWT_MAX_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\" is %s", name,
-                           size ? "larger than 1 MiB" : "empty");
-        goto done;
-    }
-
-    content->data = ngx_pnalloc(cf->temp_pool, (size_t) size);
-    if (content->data == NULL) {
-        goto done;
-    }
-
-    n = ngx_read_file(&file, content->data, (size_t) size, 0);
-
-    if (n == NGX_ERROR) {
-        goto done;
-    }
-
-    if (n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           ngx_read_file_n " \"%V\" returned only "
-                           "%z bytes instead of %O", name, n, size);
-        goto done;
-    }
-
-    content->len = (size_t) size;
-
-    rc = NGX_OK;
-
-done:
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", name);
-    }
-
-    return rc;
 }
 
 

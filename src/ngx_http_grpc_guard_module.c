@@ -1214,3 +1214,81 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
 
     return 0;
 }
+
+
+ngx_int_t
+ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
+    ngx_str_t *name, size_t max, ngx_str_t *content)
+{
+    off_t            size;
+    ssize_t          n;
+    ngx_int_t        rc;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    /*
+     * a whole file, read when the configuration is loaded (key files,
+     * a password file): at most "max" bytes, errors named for nginx -t
+     */
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+
+    file.name = *name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", name);
+        goto done;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size < 0 || (size_t) size > max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" is larger than %uz bytes", name, max);
+        goto done;
+    }
+
+    content->data = ngx_pnalloc(pool, size ? (size_t) size : 1);
+    if (content->data == NULL) {
+        goto done;
+    }
+
+    n = (size == 0) ? 0 : ngx_read_file(&file, content->data, (size_t) size,
+                                        0);
+
+    if (n == NGX_ERROR) {
+        goto done;
+    }
+
+    if (n != size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           ngx_read_file_n " \"%V\" returned only "
+                           "%z bytes instead of %O", name, n, size);
+        goto done;
+    }
+
+    content->len = (size_t) size;
+
+    rc = NGX_OK;
+
+done:
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", name);
+    }
+
+    return rc;
+}

@@ -296,6 +296,8 @@ char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
 ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
+ngx_int_t ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
+    ngx_str_t *name, size_t max, ngx_str_t *content);
 ngx_int_t ngx_http_grpc_guard_remove_header(ngx_list_t *list,
     ngx_table_elt_t *h, ngx_pool_t *pool);
 

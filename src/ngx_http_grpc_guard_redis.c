@@ -360,53 +360,26 @@ static char *
 ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *password)
 {
-    u_char           *p, *last;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_file_info_t   fi;
+    u_char     *p, *last;
+    ngx_str_t   content;
 
     if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    fd = ngx_open_file(file->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", file);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 4096)
+    if (ngx_http_grpc_guard_read_file(cf, cf->pool, file, 4096, &content)
+        != NGX_OK)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "cannot use \"%V\" as a password file", file);
-        (void) ngx_close_file(fd);
         return NGX_CONF_ERROR;
     }
-
-    p = ngx_pnalloc(cf->pool, 4096);
-    if (p == NULL) {
-        (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_fd(fd, p, 4096);
-
-    if (n == -1) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_read_fd_n " \"%V\" failed", file);
-        (void) ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    (void) ngx_close_file(fd);
 
     /* the first line, without its line break */
 
-    last = ngx_strlchr(p, p + n, LF);
+    p = content.data;
+
+    last = ngx_strlchr(p, p + content.len, LF);
     if (last == NULL) {
-        last = p + n;
+        last = p + content.len;
     }
 
     if (last > p && last[-1] == CR) {
