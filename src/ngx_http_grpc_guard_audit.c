@@ -1087,6 +1087,16 @@ ngx_http_grpc_guard_audit_write(ngx_http_grpc_guard_audit_sink_t *sink,
 
     err = (n == -1) ? ngx_errno : 0;
 
+    if (n > 0 && buf[n - 1] != '\n') {
+
+        /*
+         * a line cut short (a full pipe, a full disk): it is ended, so
+         * that the next record is a line of its own, not glued to it
+         */
+
+        (void) ngx_write_fd(fd, (u_char *) "\n", 1);
+    }
+
     if (err == NGX_ENOSPC) {
         sink->disk_full_time = ngx_time();
     }
