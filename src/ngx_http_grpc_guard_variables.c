@@ -17,13 +17,9 @@ static ngx_int_t ngx_http_grpc_guard_str_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_grpc_guard_client_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_remaining_variable(
-    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_grpc_guard_auth_method_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -35,20 +31,6 @@ static ngx_int_t ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
 
 #define NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX   "grpc_guard_jwt_claim_"
 #define NGX_HTTP_GRPC_GUARD_HEADER_PREFIX  "grpc_guard_jwt_header_"
-
-
-/* the names of $grpc_guard_auth_method, by the bits of ctx->auth */
-
-static ngx_str_t  ngx_http_grpc_guard_auth_names[] = {
-    ngx_null_string,
-    ngx_string("jwt"),
-    ngx_string("api_key"),
-    ngx_string("api_key+jwt"),
-    ngx_string("mtls"),
-    ngx_string("jwt+mtls"),
-    ngx_string("api_key+mtls"),
-    ngx_string("api_key+jwt+mtls")
-};
 
 
 static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
@@ -83,7 +65,8 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_api_key_client"), NULL,
-      ngx_http_grpc_guard_client_variable, 0,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, client),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_peer_spiffe_id"), NULL,
@@ -121,7 +104,8 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_auth_method"), NULL,
-      ngx_http_grpc_guard_auth_method_variable, 0,
+      ngx_http_grpc_guard_str_variable,
+      offsetof(ngx_http_grpc_guard_ctx_t, principal_kind),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string(NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX), NULL,
@@ -242,26 +226,6 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_grpc_guard_client_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_http_grpc_guard_ctx_t  *ctx;
-
-    ctx = ngx_http_grpc_guard_get_ctx(r->main);
-
-    if (ctx == NULL || ctx->api_key == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    ngx_http_grpc_guard_set_value(v, ctx->api_key->client.data,
-                                  ctx->api_key->client.len);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
@@ -312,28 +276,6 @@ ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
     ngx_http_grpc_guard_set_value(v, p,
                                   ngx_sprintf(p, "%i", ctx->limit_remaining)
                                   - p);
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_auth_method_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t                  *name;
-    ngx_http_grpc_guard_ctx_t  *ctx;
-
-    ctx = ngx_http_grpc_guard_get_ctx(r->main);
-
-    if (ctx == NULL || ctx->auth == 0 || ctx->auth > 7) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    name = &ngx_http_grpc_guard_auth_names[ctx->auth];
-
-    ngx_http_grpc_guard_set_value(v, name->data, name->len);
 
     return NGX_OK;
 }
