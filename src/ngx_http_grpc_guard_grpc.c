@@ -302,8 +302,6 @@ static ngx_int_t
 ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
-    u_char           *p;
-    ngx_str_t         value;
     ngx_msec_t        ms;
     ngx_uint_t        n;
     ngx_table_elt_t  *h;
@@ -341,15 +339,6 @@ ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
 
         /* the default deadline is added to the request sent upstream */
 
-        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        value.data = p;
-        value.len = ngx_http_grpc_guard_format_timeout(p,
-                                                glcf->deadline_default) - p;
-
         h = ngx_list_push(&r->headers_in.headers);
         if (h == NULL) {
             return NGX_ERROR;
@@ -358,7 +347,7 @@ ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
         h->key = ngx_http_grpc_guard_grpc_timeout;
         h->lowcase_key = ngx_http_grpc_guard_grpc_timeout.data;
         h->hash = ngx_hash_key(h->key.data, h->key.len);
-        h->value = value;
+        h->value = glcf->deadline_default_text;
 #if (nginx_version >= 1023000)
         h->next = NULL;
 #endif
@@ -381,14 +370,7 @@ ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
 
         /* lower the deadline in the request sent upstream */
 
-        p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->value.data = p;
-        h->value.len = ngx_http_grpc_guard_format_timeout(p,
-                                                    glcf->deadline_max) - p;
+        h->value = glcf->deadline_max_text;
         ms = glcf->deadline_max;
     }
 
@@ -457,6 +439,31 @@ ngx_http_grpc_guard_parse_timeout(ngx_str_t *value, ngx_msec_t *ms)
     }
 
     *ms = (ngx_msec_t) v;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool, ngx_msec_t ms,
+    ngx_str_t *text)
+{
+    u_char  *p;
+
+    /* ms as a grpc-timeout value; nothing for 0 */
+
+    if (ms == 0) {
+        ngx_str_null(text);
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(pool, NGX_INT64_LEN + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    text->data = p;
+    text->len = ngx_http_grpc_guard_format_timeout(p, ms) - p;
 
     return NGX_OK;
 }

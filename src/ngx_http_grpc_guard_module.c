@@ -966,6 +966,18 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->deadline_default,
                               prev->deadline_default, 0);
 
+    /* the grpc-timeout values the guard may send upstream, made once */
+
+    if (ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_max,
+                                         &conf->deadline_max_text)
+        != NGX_OK
+        || ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_default,
+                                            &conf->deadline_default_text)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_merge_value(conf->require_tls, prev->require_tls, 1);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_INFO);

@@ -191,6 +191,8 @@ typedef struct {
     ngx_uint_t                  deadline;
     ngx_msec_t                  deadline_max;
     ngx_msec_t                  deadline_default;
+    ngx_str_t                   deadline_max_text;      /* grpc-timeout */
+    ngx_str_t                   deadline_default_text;
     ngx_flag_t                  require_tls;
     ngx_uint_t                  log_level;
     ngx_http_grpc_guard_limit_conf_t  limit;
@@ -282,6 +284,8 @@ void ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc);
 ngx_int_t ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
+ngx_int_t ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool, ngx_msec_t ms,
+    ngx_str_t *text);
 void ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path);
 ngx_int_t ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason);
