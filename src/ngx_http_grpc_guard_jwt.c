@@ -602,12 +602,6 @@ verified:
 
     ctx->jwt = jctx;
 
-    /* of all identities, the principal is the JWT "sub" when there is one */
-
-    if (jctx->sub.len) {
-        ctx->principal = jctx->sub;
-    }
-
     return NGX_OK;
 }
 
@@ -1174,7 +1168,6 @@ ngx_http_grpc_guard_jwt_verify_signature(ngx_http_request_t *r,
 
                 if (pass == 0) {
                     if (key[i].kid.len != tok->kid.len
-                        || tok->kid.len > NGX_HTTP_GRPC_GUARD_JWT_MAX_KID
                         || ngx_memcmp(key[i].kid.data, tok->kid.data,
                                       tok->kid.len)
                            != 0)
@@ -3277,6 +3270,13 @@ ngx_http_grpc_guard_jwt_jwk_member(ngx_http_grpc_guard_jwt_load_t *ld,
                            ": \"%s\" is not canonical base64url",
                            ld->file, &ld->label, name);
         return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strcmp(name, "k") == 0) {
+
+        /* the text of a secret goes with the JSON tree: wiped first */
+
+        OPENSSL_cleanse(text.data, text.len);
     }
 
     return NGX_CONF_OK;
