@@ -151,6 +151,13 @@ ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path)
 
     *path = r->unparsed_uri;
 
+    if (path->len == 0) {
+
+        /* a request nginx refused before it had a path */
+
+        return;
+    }
+
     if (path->len > NGX_HTTP_GRPC_GUARD_MAX_PATH) {
         path->len = NGX_HTTP_GRPC_GUARD_MAX_PATH;
     }
