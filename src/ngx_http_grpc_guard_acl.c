@@ -360,7 +360,7 @@ invalid:
 
 
 char *
-ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
+ngx_http_grpc_guard_acl_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
 {
     size_t                            *len;
@@ -369,6 +369,9 @@ ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
     ngx_http_grpc_guard_acl_t         *acl;
     ngx_http_grpc_guard_acl_rule_t    *rule, **rp;
     ngx_http_grpc_guard_acl_bucket_t  *b, *bucket;
+
+    ngx_conf_merge_uint_value(conf->acl_mode, prev->acl_mode,
+                              NGX_HTTP_GRPC_GUARD_ACL_ENFORCE);
 
     /* a rule list given at an inner level replaces the outer one */
 

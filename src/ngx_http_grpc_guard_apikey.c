@@ -117,6 +117,35 @@ ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+char *
+ngx_http_grpc_guard_api_key_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
+    ngx_conf_merge_str_value(conf->api_key_header, prev->api_key_header,
+                             "x-api-key");
+
+    if (conf->enable
+        && conf->api_keys == NULL
+        && (conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_API_KEY))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"grpc_guard_auth api_key\" needs "
+                           "\"grpc_guard_api_key_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_uint_t
+ngx_http_grpc_guard_api_key_configured(ngx_http_grpc_guard_loc_conf_t *glcf)
+{
+    return glcf->api_keys != NULL;
+}
+
+
 static ngx_int_t
 ngx_http_grpc_guard_api_key_parse_line(ngx_conf_t *cf, ngx_str_t *file,
     ngx_uint_t line, u_char *p, u_char *last, ngx_array_t *keys)

@@ -1521,6 +1521,16 @@ ngx_http_grpc_guard_audit_file(ngx_conf_t *cf, ngx_str_t *name,
 }
 
 
+char *
+ngx_http_grpc_guard_audit_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
+
+    return NGX_CONF_OK;
+}
+
+
 ngx_int_t
 ngx_http_grpc_guard_audit_init(ngx_conf_t *cf)
 {

@@ -20,15 +20,13 @@ typedef struct {
 
 static ngx_int_t ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *path);
-static ngx_int_t ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
+static ngx_int_t ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value,
     ngx_msec_t *ms);
 static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
 static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
-static ngx_int_t ngx_http_grpc_guard_add_header(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *value);
 static ngx_int_t ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
@@ -39,9 +37,6 @@ static ngx_http_grpc_guard_reply_t *ngx_http_grpc_guard_reply(
     ngx_uint_t status);
 static ngx_uint_t ngx_http_grpc_guard_http_to_grpc(ngx_uint_t http_status);
 static ngx_int_t ngx_http_grpc_guard_header_filter(ngx_http_request_t *r);
-#if (NGX_HTTP_SSL)
-static ngx_int_t ngx_http_grpc_guard_cert_error(ngx_http_request_t *r);
-#endif
 static ngx_int_t ngx_http_grpc_guard_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 
@@ -89,6 +84,8 @@ static ngx_str_t  ngx_http_grpc_guard_grpc_message =
 static ngx_str_t  ngx_http_grpc_guard_content_type =
     ngx_string("application/grpc");
 
+static ngx_str_t  ngx_http_grpc_guard_www_auth =
+    ngx_string("WWW-Authenticate");
 static ngx_str_t  ngx_http_grpc_guard_bearer = ngx_string("Bearer");
 static ngx_str_t  ngx_http_grpc_guard_bearer_invalid =
     ngx_string("Bearer error=\"invalid_token\"");
@@ -217,7 +214,7 @@ ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     }
 
     if (ctx->grpc) {
-        return ngx_http_grpc_guard_deadline(r, glcf, ctx);
+        return ngx_http_grpc_guard_check_deadline(r, glcf, ctx);
     }
 
     return NGX_DECLINED;
@@ -306,7 +303,7 @@ ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
 
 
 static ngx_int_t
-ngx_http_grpc_guard_deadline(ngx_http_request_t *r,
+ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
     ngx_msec_t        ms;
@@ -489,50 +486,6 @@ ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms)
 }
 
 
-ngx_table_elt_t *
-ngx_http_grpc_guard_find_header(ngx_list_t *headers, ngx_str_t *name,
-    ngx_uint_t *count)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
-
-    found = NULL;
-    *count = 0;
-
-    part = &headers->part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash == 0
-            || h[i].key.len != name->len
-            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
-        {
-            continue;
-        }
-
-        if (found == NULL) {
-            found = &h[i];
-        }
-
-        (*count)++;
-    }
-
-    return found;
-}
-
-
 ngx_int_t
 ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason)
@@ -623,8 +576,9 @@ ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
     kv = ctx->headers->elts;
 
     for (i = 0; i < ctx->headers->nelts; i++) {
-        if (ngx_http_grpc_guard_add_header(r, &kv[i].key, &kv[i].value)
-            != NGX_OK)
+        if (ngx_http_grpc_guard_add_header(&r->headers_out.headers,
+                                           &kv[i].key, &kv[i].value)
+            == NULL)
         {
             return NGX_ERROR;
         }
@@ -648,18 +602,14 @@ ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
 
     /* RFC 6750, section 3: no error code when nothing was presented */
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_grpc_guard_add_header(&r->headers_out.headers,
+                                       &ngx_http_grpc_guard_www_auth,
+                                       ctx->credentials
+                                       ? &ngx_http_grpc_guard_bearer_invalid
+                                       : &ngx_http_grpc_guard_bearer);
     if (h == NULL) {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "WWW-Authenticate");
-    h->value = ctx->credentials ? ngx_http_grpc_guard_bearer_invalid
-                                : ngx_http_grpc_guard_bearer;
 
     r->headers_out.www_authenticate = h;
 
@@ -722,9 +672,10 @@ ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     value.data = p;
     value.len = ngx_sprintf(p, "%ui", status) - p;
 
-    if (ngx_http_grpc_guard_add_header(r, &ngx_http_grpc_guard_grpc_status,
+    if (ngx_http_grpc_guard_add_header(&r->headers_out.headers,
+                                       &ngx_http_grpc_guard_grpc_status,
                                        &value)
-        != NGX_OK)
+        == NULL)
     {
         return NGX_ERROR;
     }
@@ -734,28 +685,13 @@ ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_grpc_guard_add_header(r, &ngx_http_grpc_guard_grpc_message,
-                                          encoded);
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_add_header(ngx_http_request_t *r, ngx_str_t *key,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_grpc_guard_add_header(&r->headers_out.headers,
+                                       &ngx_http_grpc_guard_grpc_message,
+                                       encoded)
+        == NULL)
+    {
         return NGX_ERROR;
     }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    h->key = *key;
-    h->value = *value;
 
     return NGX_OK;
 }
@@ -1001,105 +937,6 @@ found:
 
 
 ngx_int_t
-ngx_http_grpc_guard_remove_header(ngx_list_t *list, ngx_table_elt_t *h,
-    ngx_pool_t *pool)
-{
-    ngx_uint_t        i, n;
-    ngx_list_part_t  *part, *prev, *tail;
-    ngx_table_elt_t  *elts;
-
-    /*
-     * r->headers_in keeps pointers to the elements, so none of them
-     * may move: the part that holds the element is cut around it
-     * instead.  Two rules of ngx_list_t are kept: no part is empty
-     * unless it is the only one (the loops over headers do not expect
-     * an empty part after the first), and ngx_list_push() never
-     * writes past the array of the last part nor over the removed
-     * element: the next push starts a new part
-     */
-
-    prev = NULL;
-
-    for (part = &list->part; part; prev = part, part = part->next) {
-
-        elts = part->elts;
-
-        if (h < elts || h >= elts + part->nelts) {
-            continue;
-        }
-
-        i = h - elts;
-        n = part->nelts;
-
-        if (n == 1) {
-
-            if (part->next) {
-
-                if (prev) {
-                    prev->next = part->next;
-
-                } else {
-                    tail = part->next;
-                    *part = *tail;
-
-                    if (list->last == tail) {
-                        list->last = part;
-                    }
-                }
-
-            } else if (prev) {
-                prev->next = NULL;
-                list->last = prev;
-
-            } else {
-
-                /* the only element of the list: a fresh, empty array */
-
-                part->elts = ngx_palloc(pool, list->nalloc * list->size);
-                if (part->elts == NULL) {
-                    return NGX_ERROR;
-                }
-
-                part->nelts = 0;
-
-                return NGX_OK;
-            }
-
-        } else if (i == 0) {
-            part->elts = &elts[1];
-            part->nelts = n - 1;
-
-        } else if (i == n - 1) {
-            part->nelts = n - 1;
-
-        } else {
-            tail = ngx_palloc(pool, sizeof(ngx_list_part_t));
-            if (tail == NULL) {
-                return NGX_ERROR;
-            }
-
-            tail->elts = &elts[i + 1];
-            tail->nelts = n - i - 1;
-            tail->next = part->next;
-
-            part->nelts = i;
-            part->next = tail;
-
-            if (list->last == part) {
-                list->last = tail;
-            }
-        }
-
-        list->nalloc = list->last->nelts;
-
-        return NGX_OK;
-    }
-
-    return NGX_DECLINED;
-}
-
-
-ngx_int_t
 ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns, ngx_str_t *method)
 {
     ngx_uint_t                      i;
@@ -1187,6 +1024,160 @@ invalid:
 }
 
 
+char *
+ngx_http_grpc_guard_public_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    char                           *rv;
+    ngx_str_t                      *value;
+    ngx_uint_t                      i;
+    ngx_http_grpc_guard_pattern_t  *p;
+
+    if (glcf->public == NGX_CONF_UNSET_PTR) {
+        glcf->public = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_grpc_guard_pattern_t));
+        if (glcf->public == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        p = ngx_array_push(glcf->public);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rv = ngx_http_grpc_guard_parse_pattern(cf, &value[i], p);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_grpc_guard_deadline_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    ngx_str_t   *value, s;
+    ngx_msec_t  *msp;
+    ngx_uint_t   i;
+
+    if (glcf->deadline != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OFF;
+
+    } else if (ngx_strcmp(value[1].data, "optional") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL;
+
+    } else if (ngx_strcmp(value[1].data, "required") == 0) {
+        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\", it must be \"off\", "
+                           "\"optional\" or \"required\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    glcf->deadline_max = 0;
+    glcf->deadline_default = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            msp = &glcf->deadline_max;
+            s.len = value[i].len - 4;
+            s.data = value[i].data + 4;
+
+        } else if (ngx_strncmp(value[i].data, "default=", 8) == 0) {
+            msp = &glcf->deadline_default;
+            s.len = value[i].len - 8;
+            s.data = value[i].data + 8;
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        *msp = ngx_parse_time(&s, 0);
+
+        if (*msp == (ngx_msec_t) NGX_ERROR || *msp == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid time in \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_OFF
+        && cf->args->nelts > 2)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"off\" takes no parameters");
+        return NGX_CONF_ERROR;
+    }
+
+    if (glcf->deadline_max && glcf->deadline_default > glcf->deadline_max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"default=\" is longer than \"max=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_grpc_guard_grpc_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
+{
+    ngx_conf_merge_ptr_value(conf->public, prev->public, NULL);
+    ngx_conf_merge_value(conf->reflection, prev->reflection, 0);
+
+    /* the three deadline settings come from one directive */
+
+    if (conf->deadline == NGX_CONF_UNSET_UINT) {
+        conf->deadline = prev->deadline;
+        conf->deadline_max = prev->deadline_max;
+        conf->deadline_default = prev->deadline_default;
+    }
+
+    ngx_conf_merge_uint_value(conf->deadline, prev->deadline,
+                              NGX_HTTP_GRPC_GUARD_DEADLINE_OFF);
+    ngx_conf_merge_msec_value(conf->deadline_max, prev->deadline_max, 0);
+    ngx_conf_merge_msec_value(conf->deadline_default,
+                              prev->deadline_default, 0);
+
+    /* the grpc-timeout values the guard may send upstream, made once */
+
+    if (ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_max,
+                                         &conf->deadline_max_text)
+        != NGX_OK
+        || ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_default,
+                                            &conf->deadline_default_text)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 ngx_int_t
 ngx_http_grpc_guard_init_filters(ngx_conf_t *cf)
 {
@@ -1270,14 +1261,9 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
 #if (NGX_HTTP_SSL)
 
-    /*
-     * nginx answers 495 and 496 (client certificate not verified, or
-     * missing while required) as 400: tell them from other 400s
-     */
+    /* 495 and 496, answered as 400, are a refused client certificate */
 
-    if (status == NGX_HTTP_BAD_REQUEST && r->connection->ssl
-        && ngx_http_grpc_guard_cert_error(r))
-    {
+    if (status == NGX_HTTP_BAD_REQUEST && ngx_http_grpc_guard_mtls_refused(r)) {
         code = NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED;
 
         if (ctx->reason.len == 0) {
@@ -1324,45 +1310,6 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
     return ngx_http_next_header_filter(r);
 }
-
-
-#if (NGX_HTTP_SSL)
-
-static ngx_int_t
-ngx_http_grpc_guard_cert_error(ngx_http_request_t *r)
-{
-    X509                     *cert;
-    ngx_ssl_conn_t           *ssl_conn;
-    ngx_http_ssl_srv_conf_t  *sscf;
-
-    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
-
-    if (sscf == NULL || !sscf->verify) {
-        return 0;
-    }
-
-    ssl_conn = r->connection->ssl->connection;
-
-    if (SSL_get_verify_result(ssl_conn) != X509_V_OK) {
-        return 1;
-    }
-
-    if (sscf->verify != 1) {
-        return 0;
-    }
-
-    cert = SSL_get_peer_certificate(ssl_conn);
-
-    if (cert == NULL) {
-        return 1;
-    }
-
-    X509_free(cert);
-
-    return 0;
-}
-
-#endif
 
 
 static ngx_int_t

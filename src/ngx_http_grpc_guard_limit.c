@@ -1285,45 +1285,48 @@ ngx_http_grpc_guard_limit_create_conf(ngx_http_grpc_guard_limit_conf_t *conf)
 }
 
 
-ngx_int_t
+char *
 ngx_http_grpc_guard_limit_merge_conf(ngx_conf_t *cf,
-    ngx_http_grpc_guard_limit_conf_t *prev,
-    ngx_http_grpc_guard_limit_conf_t *conf, ngx_flag_t enable)
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
 {
-    ngx_uint_t                        i;
-    ngx_http_grpc_guard_limit_t      *limit;
-    ngx_http_grpc_guard_main_conf_t  *gmcf;
+    ngx_uint_t                         i;
+    ngx_http_grpc_guard_limit_t       *limit;
+    ngx_http_grpc_guard_limit_conf_t  *lcf, *plcf;
+    ngx_http_grpc_guard_main_conf_t   *gmcf;
 
-    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
-    ngx_conf_merge_uint_value(conf->failure, prev->failure,
+    lcf = &conf->limit;
+    plcf = &prev->limit;
+
+    ngx_conf_merge_ptr_value(lcf->limits, plcf->limits, NULL);
+    ngx_conf_merge_uint_value(lcf->failure, plcf->failure,
                               NGX_HTTP_GRPC_GUARD_LIMIT_OPEN);
-    ngx_conf_merge_value(conf->dry_run, prev->dry_run, 0);
+    ngx_conf_merge_value(lcf->dry_run, plcf->dry_run, 0);
 
-    conf->pre = 0;
-    conf->post = 0;
+    lcf->pre = 0;
+    lcf->post = 0;
 
-    if (conf->limits == NULL) {
-        return NGX_OK;
+    if (lcf->limits == NULL) {
+        return NGX_CONF_OK;
     }
 
-    limit = conf->limits->elts;
+    limit = lcf->limits->elts;
 
-    for (i = 0; i < conf->limits->nelts; i++) {
+    for (i = 0; i < lcf->limits->nelts; i++) {
         if (limit[i].identity) {
-            conf->post = 1;
+            lcf->post = 1;
 
         } else {
-            conf->pre = 1;
+            lcf->pre = 1;
         }
     }
 
-    if (enable) {
+    if (conf->enable) {
         gmcf = ngx_http_conf_get_module_main_conf(cf,
                                                   ngx_http_grpc_guard_module);
         gmcf->limit_used = 1;
     }
 
-    return NGX_OK;
+    return NGX_CONF_OK;
 }
 
 

@@ -12,9 +12,12 @@
 
 
 typedef struct {
-    ngx_str_t                    name;
-    ngx_uint_t                   mask;
-    ngx_http_grpc_guard_auth_pt  handler;
+    ngx_str_t                          name;
+    ngx_uint_t                         mask;
+    ngx_http_grpc_guard_auth_pt        handler;
+
+    /* whether the location has what the method needs (keys...) */
+    ngx_http_grpc_guard_configured_pt  configured;
 } ngx_http_grpc_guard_auth_method_t;
 
 
@@ -27,6 +30,10 @@ static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
+static char *ngx_http_grpc_guard_jwt_merge_tmp(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf);
+static ngx_uint_t ngx_http_grpc_guard_jwt_configured_tmp(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_grpc_guard_init(ngx_conf_t *cf);
@@ -36,10 +43,6 @@ static char *ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_grpc_guard_turns_on(
     ngx_http_grpc_guard_loc_conf_t *conf);
-static char *ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
@@ -53,15 +56,34 @@ static char *ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
 
     { ngx_string("mtls"), NGX_HTTP_GRPC_GUARD_AUTH_MTLS,
-      ngx_http_grpc_guard_mtls_authenticate },
+      ngx_http_grpc_guard_mtls_authenticate,
+      ngx_http_grpc_guard_mtls_configured },
 
     { ngx_string("api_key"), NGX_HTTP_GRPC_GUARD_AUTH_API_KEY,
-      ngx_http_grpc_guard_api_key_authenticate },
+      ngx_http_grpc_guard_api_key_authenticate,
+      ngx_http_grpc_guard_api_key_configured },
 
     { ngx_string("jwt"), NGX_HTTP_GRPC_GUARD_AUTH_JWT,
-      ngx_http_grpc_guard_jwt_authenticate },
+      ngx_http_grpc_guard_jwt_authenticate,
+      ngx_http_grpc_guard_jwt_configured_tmp },
 
-    { ngx_null_string, 0, NULL }
+    { ngx_null_string, 0, NULL, NULL }
+};
+
+
+/*
+ * the concerns' own merges, in order: the JWT settings are checked
+ * when the ACL is known, which may ask for a JWT identity
+ */
+
+static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
+    ngx_http_grpc_guard_grpc_merge_conf,
+    ngx_http_grpc_guard_limit_merge_conf,
+    ngx_http_grpc_guard_audit_merge_conf,
+    ngx_http_grpc_guard_api_key_merge_conf,
+    ngx_http_grpc_guard_acl_merge_conf,
+    ngx_http_grpc_guard_jwt_merge_tmp,
+    NULL
 };
 
 
@@ -107,7 +129,7 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
 
     { ngx_string("grpc_guard_public"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_grpc_guard_public,
+      ngx_http_grpc_guard_public_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -121,7 +143,7 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
 
     { ngx_string("grpc_guard_deadline"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_grpc_guard_deadline,
+      ngx_http_grpc_guard_deadline_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -551,14 +573,10 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
-        want = NGX_HTTP_GRPC_GUARD_AUTH_MTLS;
-
-        if (glcf->api_keys) {
-            want |= NGX_HTTP_GRPC_GUARD_AUTH_API_KEY;
-        }
-
-        if (glcf->jwt.keys) {
-            want |= NGX_HTTP_GRPC_GUARD_AUTH_JWT;
+        for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
+            if (m->configured(glcf)) {
+                want |= m->mask;
+            }
         }
 
         optional = 1;
@@ -921,6 +939,7 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_grpc_guard_loc_conf_t  *conf = child;
 
     ngx_flag_t                        enable;
+    ngx_http_grpc_guard_merge_pt     *merge;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     /*
@@ -949,58 +968,9 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                                   ngx_http_grpc_guard_module);
         gmcf->used = 1;
     }
-    ngx_conf_merge_ptr_value(conf->public, prev->public, NULL);
-    ngx_conf_merge_value(conf->reflection, prev->reflection, 0);
-
-    /* the three deadline settings come from one directive */
-
-    if (conf->deadline == NGX_CONF_UNSET_UINT) {
-        conf->deadline = prev->deadline;
-        conf->deadline_max = prev->deadline_max;
-        conf->deadline_default = prev->deadline_default;
-    }
-
-    ngx_conf_merge_uint_value(conf->deadline, prev->deadline,
-                              NGX_HTTP_GRPC_GUARD_DEADLINE_OFF);
-    ngx_conf_merge_msec_value(conf->deadline_max, prev->deadline_max, 0);
-    ngx_conf_merge_msec_value(conf->deadline_default,
-                              prev->deadline_default, 0);
-
-    /* the grpc-timeout values the guard may send upstream, made once */
-
-    if (ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_max,
-                                         &conf->deadline_max_text)
-        != NGX_OK
-        || ngx_http_grpc_guard_timeout_text(cf->pool, conf->deadline_default,
-                                            &conf->deadline_default_text)
-           != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
     ngx_conf_merge_value(conf->require_tls, prev->require_tls, 1);
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_INFO);
-
-    if (ngx_http_grpc_guard_limit_merge_conf(cf, &prev->limit, &conf->limit,
-                                             conf->enable)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_conf_merge_ptr_value(conf->audit, prev->audit, NULL);
-
-    ngx_conf_merge_ptr_value(conf->api_keys, prev->api_keys, NULL);
-    ngx_conf_merge_str_value(conf->api_key_header, prev->api_key_header,
-                             "x-api-key");
-
-    if (ngx_http_grpc_guard_acl_merge(cf, prev, conf) != NGX_CONF_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_conf_merge_uint_value(conf->acl_mode, prev->acl_mode,
-                              NGX_HTTP_GRPC_GUARD_ACL_ENFORCE);
 
     ngx_conf_merge_uint_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_uint_value(conf->satisfy, prev->satisfy,
@@ -1008,142 +978,12 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->forward_credentials,
                          prev->forward_credentials, 0);
 
-    if (conf->enable
-        && (conf->api_keys == NULL)
-        && (conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_API_KEY))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"grpc_guard_auth api_key\" needs "
-                           "\"grpc_guard_api_key_file\"");
-        return NGX_CONF_ERROR;
-    }
+    /* each concern merges its own settings */
 
-    if (conf->enable
-        && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
-            || (conf->auth == 0 && conf->jwt.keys
-                && ngx_http_grpc_guard_acl_identity(conf->acl))))
-    {
-        gmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_grpc_guard_module);
-        gmcf->jwt_used = 1;
-
-        return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt,
-                                                  1);
-    }
-
-    return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt, 0);
-}
-
-
-static char *
-ngx_http_grpc_guard_public(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
-
-    char                           *rv;
-    ngx_str_t                      *value;
-    ngx_uint_t                      i;
-    ngx_http_grpc_guard_pattern_t  *p;
-
-    if (glcf->public == NGX_CONF_UNSET_PTR) {
-        glcf->public = ngx_array_create(cf->pool, 4,
-                                        sizeof(ngx_http_grpc_guard_pattern_t));
-        if (glcf->public == NULL) {
+    for (merge = ngx_http_grpc_guard_merges; *merge; merge++) {
+        if ((*merge)(cf, prev, conf) != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
-    }
-
-    value = cf->args->elts;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        p = ngx_array_push(glcf->public);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rv = ngx_http_grpc_guard_parse_pattern(cf, &value[i], p);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_grpc_guard_deadline(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
-
-    ngx_str_t   *value, s;
-    ngx_msec_t  *msp;
-    ngx_uint_t   i;
-
-    if (glcf->deadline != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "off") == 0) {
-        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OFF;
-
-    } else if (ngx_strcmp(value[1].data, "optional") == 0) {
-        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_OPTIONAL;
-
-    } else if (ngx_strcmp(value[1].data, "required") == 0) {
-        glcf->deadline = NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\", it must be \"off\", "
-                           "\"optional\" or \"required\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    glcf->deadline_max = 0;
-    glcf->deadline_default = 0;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
-            msp = &glcf->deadline_max;
-            s.len = value[i].len - 4;
-            s.data = value[i].data + 4;
-
-        } else if (ngx_strncmp(value[i].data, "default=", 8) == 0) {
-            msp = &glcf->deadline_default;
-            s.len = value[i].len - 8;
-            s.data = value[i].data + 8;
-
-        } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        *msp = ngx_parse_time(&s, 0);
-
-        if (*msp == (ngx_msec_t) NGX_ERROR || *msp == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid time in \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_OFF
-        && cf->args->nelts > 2)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"off\" takes no parameters");
-        return NGX_CONF_ERROR;
-    }
-
-    if (glcf->deadline_max && glcf->deadline_default > glcf->deadline_max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"default=\" is longer than \"max=\"");
-        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -1228,79 +1068,31 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
 }
 
 
-ngx_int_t
-ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
-    ngx_str_t *name, size_t max, ngx_str_t *content)
+static char *
+ngx_http_grpc_guard_jwt_merge_tmp(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
 {
-    off_t            size;
-    ssize_t          n;
-    ngx_int_t        rc;
-    ngx_file_t       file;
-    ngx_file_info_t  fi;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
 
-    /*
-     * a whole file, read when the configuration is loaded (key files,
-     * a password file): at most "max" bytes, errors named for nginx -t
-     */
+    if (conf->enable
+        && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
+            || (conf->auth == 0 && conf->jwt.keys
+                && ngx_http_grpc_guard_acl_identity(conf->acl))))
+    {
+        gmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_grpc_guard_module);
+        gmcf->jwt_used = 1;
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-
-    file.name = *name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", name);
-        return NGX_ERROR;
+        return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt,
+                                                  1);
     }
 
-    rc = NGX_ERROR;
+    return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt, 0);
+}
 
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", name);
-        goto done;
-    }
 
-    size = ngx_file_size(&fi);
-
-    if (size < 0 || (size_t) size > max) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" is larger than %uz bytes", name, max);
-        goto done;
-    }
-
-    content->data = ngx_pnalloc(pool, size ? (size_t) size : 1);
-    if (content->data == NULL) {
-        goto done;
-    }
-
-    n = (size == 0) ? 0 : ngx_read_file(&file, content->data, (size_t) size,
-                                        0);
-
-    if (n == NGX_ERROR) {
-        goto done;
-    }
-
-    if (n != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           ngx_read_file_n " \"%V\" returned only "
-                           "%z bytes instead of %O", name, n, size);
-        goto done;
-    }
-
-    content->len = (size_t) size;
-
-    rc = NGX_OK;
-
-done:
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", name);
-    }
-
-    return rc;
+static ngx_uint_t
+ngx_http_grpc_guard_jwt_configured_tmp(ngx_http_grpc_guard_loc_conf_t *glcf)
+{
+    return glcf->jwt.keys != NULL;
 }

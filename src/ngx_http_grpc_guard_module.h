@@ -276,16 +276,28 @@ typedef ngx_int_t (*ngx_http_grpc_guard_auth_pt)(ngx_http_request_t *r,
     ngx_http_grpc_guard_auth_result_t *res);
 
 
+/* a concern's part of the location merge (module.c calls them in turn) */
+typedef char *(*ngx_http_grpc_guard_merge_pt)(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+
+/* whether a location has what an authentication method needs */
+typedef ngx_uint_t (*ngx_http_grpc_guard_configured_pt)(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
+
+
+/* ngx_http_grpc_guard_module.c: the access pipeline */
+
 ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_get_ctx(ngx_http_request_t *r);
 ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_create_ctx(
     ngx_http_request_t *r);
 void ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc);
 
+/* ngx_http_grpc_guard_grpc.c: the gRPC protocol */
+
 ngx_int_t ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
-ngx_int_t ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool, ngx_msec_t ms,
-    ngx_str_t *text);
 void ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path);
 ngx_int_t ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason);
@@ -297,13 +309,25 @@ ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
     ngx_str_t *method);
 char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_grpc_guard_pattern_t *pattern);
+char *ngx_http_grpc_guard_public_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_deadline_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_grpc_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
+
+/* ngx_http_grpc_guard_util.c: header lists, files */
+
 ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
-ngx_int_t ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
-    ngx_str_t *name, size_t max, ngx_str_t *content);
+ngx_table_elt_t *ngx_http_grpc_guard_add_header(ngx_list_t *headers,
+    ngx_str_t *key, ngx_str_t *value);
 ngx_int_t ngx_http_grpc_guard_remove_header(ngx_list_t *list,
     ngx_table_elt_t *h, ngx_pool_t *pool);
+ngx_int_t ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
+    ngx_str_t *name, size_t max, ngx_str_t *content);
 
 ngx_int_t ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
@@ -328,6 +352,8 @@ char *ngx_http_grpc_guard_jwt_max_lifetime(ngx_conf_t *cf,
 char *ngx_http_grpc_guard_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+/* ngx_http_grpc_guard_variables.c */
+
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 
 void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
@@ -335,39 +361,59 @@ void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
 json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
 
+/* ngx_http_grpc_guard_apikey.c: API keys */
+
 char *ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_grpc_guard_api_key_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_uint_t ngx_http_grpc_guard_api_key_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res);
 
+/* ngx_http_grpc_guard_mtls.c: client certificate identity */
+
 ngx_int_t ngx_http_grpc_guard_mtls_init(ngx_conf_t *cf);
 ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_peer(
     ngx_http_request_t *r);
+ngx_uint_t ngx_http_grpc_guard_mtls_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res);
+#if (NGX_HTTP_SSL)
+ngx_int_t ngx_http_grpc_guard_mtls_refused(ngx_http_request_t *r);
+#endif
+
+/* ngx_http_grpc_guard_acl.c: method ACLs */
 
 char *ngx_http_grpc_guard_acl_rule(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
+char *ngx_http_grpc_guard_acl_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_uint_t ngx_http_grpc_guard_acl_identity(ngx_http_grpc_guard_acl_t *acl);
 
+/* ngx_http_grpc_guard_limit.c: the rate limiter's policy */
+
 ngx_int_t ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 void ngx_http_grpc_guard_limit_create_conf(
     ngx_http_grpc_guard_limit_conf_t *conf);
-ngx_int_t ngx_http_grpc_guard_limit_merge_conf(ngx_conf_t *cf,
-    ngx_http_grpc_guard_limit_conf_t *prev,
-    ngx_http_grpc_guard_limit_conf_t *conf, ngx_flag_t enable);
+char *ngx_http_grpc_guard_limit_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_limit_init_main(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t *gmcf);
 char *ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+
+/* ngx_http_grpc_guard_redis.c: the Redis client */
 
 char *ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -379,8 +425,14 @@ ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_eval(
 void ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd);
 ngx_int_t ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_grpc_guard_audit.c: the audit log */
+
 char *ngx_http_grpc_guard_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_grpc_guard_audit_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_audit_init(ngx_conf_t *cf);
 
 

@@ -28,6 +28,7 @@ static size_t ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s,
     const u_char **data);
 static ngx_int_t ngx_http_grpc_guard_mtls_fingerprint(ngx_pool_t *pool,
     X509 *cert, ngx_str_t *s);
+static ngx_int_t ngx_http_grpc_guard_mtls_verified(ngx_ssl_conn_t *ssl_conn);
 
 
 /* SSL ex_data slot that holds the parsed identity of a connection */
@@ -110,6 +111,15 @@ ngx_http_grpc_guard_mtls_peer(ngx_http_request_t *r)
 }
 
 
+ngx_uint_t
+ngx_http_grpc_guard_mtls_configured(ngx_http_grpc_guard_loc_conf_t *glcf)
+{
+    /* nginx's ssl_verify_client settings are all a certificate needs */
+
+    return 1;
+}
+
+
 ngx_int_t
 ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
@@ -153,6 +163,69 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
 }
 
 
+#if (NGX_HTTP_SSL)
+
+ngx_int_t
+ngx_http_grpc_guard_mtls_refused(ngx_http_request_t *r)
+{
+    X509                     *cert;
+    ngx_ssl_conn_t           *ssl_conn;
+    ngx_http_ssl_srv_conf_t  *sscf;
+
+    /*
+     * nginx answers 495 and 496 (a client certificate it could not
+     * verify, or none while "ssl_verify_client on") as 400: this tells
+     * such a 400 from the others
+     */
+
+    if (r->connection->ssl == NULL) {
+        return 0;
+    }
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
+
+    if (sscf == NULL || !sscf->verify) {
+        return 0;
+    }
+
+    ssl_conn = r->connection->ssl->connection;
+
+    if (!ngx_http_grpc_guard_mtls_verified(ssl_conn)) {
+        return 1;
+    }
+
+    if (sscf->verify != 1) {
+        return 0;
+    }
+
+    cert = SSL_get_peer_certificate(ssl_conn);
+
+    if (cert == NULL) {
+        return 1;
+    }
+
+    X509_free(cert);
+
+    return 0;
+}
+
+#endif
+
+
+static ngx_int_t
+ngx_http_grpc_guard_mtls_verified(ngx_ssl_conn_t *ssl_conn)
+{
+    /*
+     * what a verified client certificate means, for the guard and for
+     * nginx alike: the chain checked against ssl_client_certificate;
+     * with "ssl_verify_client optional_no_ca" nginx lets unverified
+     * certificates through, and such a certificate identifies nobody
+     */
+
+    return SSL_get_verify_result(ssl_conn) == X509_V_OK;
+}
+
+
 static ngx_http_grpc_guard_peer_t *
 ngx_http_grpc_guard_mtls_parse(ngx_connection_t *c, ngx_ssl_conn_t *ssl_conn)
 {
@@ -172,12 +245,7 @@ ngx_http_grpc_guard_mtls_parse(ngx_connection_t *c, ngx_ssl_conn_t *ssl_conn)
 
     peer->present = 1;
 
-    /*
-     * with "ssl_verify_client optional_no_ca" nginx lets unverified
-     * certificates through: such a certificate identifies nobody
-     */
-
-    peer->verified = (SSL_get_verify_result(ssl_conn) == X509_V_OK);
+    peer->verified = ngx_http_grpc_guard_mtls_verified(ssl_conn);
 
     if (ngx_http_grpc_guard_mtls_sans(c->pool, cert, peer) != NGX_OK
         || ngx_ssl_get_subject_dn(c, c->pool, &peer->subject) != NGX_OK
