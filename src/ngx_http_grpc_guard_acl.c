@@ -582,7 +582,7 @@ ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
 
     acl = glcf->acl;
 
-    if (acl == NULL || ctx->public || !ctx->canonical) {
+    if (acl == NULL || ctx->call.public || !ctx->call.canonical) {
         return NGX_DECLINED;
     }
 
@@ -590,8 +590,8 @@ ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
     deny = NULL;
     identity = 0;
 
-    m = ctx->method.data;
-    len = ctx->method.len;
+    m = ctx->call.method.data;
+    len = ctx->call.method.len;
 
     b = ngx_http_grpc_guard_acl_find(&acl->exact, m, len,
                                      ngx_hash_key(m, len));
@@ -620,27 +620,27 @@ ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
                                          &identity);
 
     if (deny) {
-        ctx->rule = deny->name;
+        ctx->call.rule = deny->name;
         goto refuse;
     }
 
     if (allow) {
-        ctx->rule = allow->name;
+        ctx->call.rule = allow->name;
         return NGX_DECLINED;
     }
 
-    ngx_str_null(&ctx->rule);
+    ngx_str_null(&ctx->call.rule);
 
 refuse:
 
     if (glcf->acl_mode == NGX_HTTP_GRPC_GUARD_ACL_DRY_RUN) {
-        ngx_str_set(&ctx->decision, "dry_run_deny");
+        ngx_str_set(&ctx->call.decision, "dry_run_deny");
 
         ngx_log_error(glcf->log_level, r->connection->log, 0,
                       "grpc guard: dry run, would refuse \"%V\" with 7: %s%s%V",
-                      &ctx->method,
+                      &ctx->call.method,
                       deny ? "acl_deny_rule" : "acl_default_deny",
-                      ctx->rule.len ? ", rule " : "", &ctx->rule);
+                      ctx->call.rule.len ? ", rule " : "", &ctx->call.rule);
 
         return NGX_DECLINED;
     }
@@ -650,7 +650,7 @@ refuse:
      * let through gets 16: it has to authenticate first
      */
 
-    if (deny == NULL && identity && ctx->auth == 0) {
+    if (deny == NULL && identity && ctx->call.auth == 0) {
         return ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED,
                                           "acl_unauthenticated");
@@ -736,10 +736,10 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
                == NGX_OK;
 
     case NGX_HTTP_GRPC_GUARD_COND_AUTH:
-        return (ctx->auth & cond->auth) != 0;
+        return (ctx->call.auth & cond->auth) != 0;
 
     case NGX_HTTP_GRPC_GUARD_COND_CLAIM:
-        if (ctx->jwt == NULL) {
+        if (ctx->call.jwt == NULL) {
             return 0;
         }
 
@@ -755,25 +755,25 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
          * the identity stage, even after a cache hit: no parse for them
          */
 
-        return ctx->jwt
-               && ngx_http_grpc_guard_acl_str_match(&ctx->sub, cond->values,
-                                                    0);
+        return ctx->call.jwt
+               && ngx_http_grpc_guard_acl_str_match(&ctx->call.sub,
+                                                    cond->values, 0);
 
     case NGX_HTTP_GRPC_GUARD_COND_ISS:
-        return ctx->jwt
-               && ngx_http_grpc_guard_acl_str_match(&ctx->iss, cond->values,
-                                                    0);
+        return ctx->call.jwt
+               && ngx_http_grpc_guard_acl_str_match(&ctx->call.iss,
+                                                    cond->values, 0);
 
     case NGX_HTTP_GRPC_GUARD_COND_CLIENT:
-        return ctx->api_key
-               && ngx_http_grpc_guard_acl_str_match(&ctx->api_key->client,
+        return ctx->call.api_key
+               && ngx_http_grpc_guard_acl_str_match(&ctx->call.api_key->client,
                                                     cond->values, 0);
 
     case NGX_HTTP_GRPC_GUARD_COND_ROLE:
-        if (ctx->api_key && ctx->api_key->roles) {
-            for (i = 0; i < ctx->api_key->roles->nelts; i++) {
+        if (ctx->call.api_key && ctx->call.api_key->roles) {
+            for (i = 0; i < ctx->call.api_key->roles->nelts; i++) {
                 if (ngx_http_grpc_guard_acl_str_match(
-                        &((ngx_str_t *) ctx->api_key->roles->elts)[i],
+                        &((ngx_str_t *) ctx->call.api_key->roles->elts)[i],
                         cond->values, 0))
                 {
                     return 1;
@@ -781,7 +781,7 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
             }
         }
 
-        if (ctx->jwt == NULL) {
+        if (ctx->call.jwt == NULL) {
             return 0;
         }
 
@@ -791,21 +791,21 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
         return v && ngx_http_grpc_guard_acl_json_match(v, cond->values, 1, 0);
 
     case NGX_HTTP_GRPC_GUARD_COND_SPIFFE:
-        return ctx->peer
-               && ngx_http_grpc_guard_acl_str_match(&ctx->peer->spiffe_id,
+        return ctx->call.peer
+               && ngx_http_grpc_guard_acl_str_match(&ctx->call.peer->spiffe_id,
                                                     cond->values, 1);
 
     case NGX_HTTP_GRPC_GUARD_COND_SAN:
-        if (ctx->peer == NULL) {
+        if (ctx->call.peer == NULL) {
             return 0;
         }
 
-        return ngx_http_grpc_guard_acl_words_match(ctx->peer->uri_san.data,
-                                                   ctx->peer->uri_san.len,
+        return ngx_http_grpc_guard_acl_words_match(ctx->call.peer->uri_san.data,
+                                                   ctx->call.peer->uri_san.len,
                                                    cond->values)
                || ngx_http_grpc_guard_acl_words_match(
-                                                   ctx->peer->dns_san.data,
-                                                   ctx->peer->dns_san.len,
+                                                   ctx->call.peer->dns_san.data,
+                                                   ctx->call.peer->dns_san.len,
                                                    cond->values);
     }
 

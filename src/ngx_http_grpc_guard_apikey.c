@@ -548,7 +548,7 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    ctx->api_key = k;
+    ctx->call.api_key = k;
 
     return NGX_OK;
 }

@@ -269,10 +269,10 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
          */
 
         ngx_memzero(tmp, sizeof(ngx_http_grpc_guard_ctx_t));
-        tmp->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
-        tmp->limit_remaining = -1;
-        tmp->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
-        ngx_http_grpc_guard_raw_path(r, &tmp->path);
+        tmp->call.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+        tmp->call.limit_remaining = -1;
+        tmp->call.grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
+        ngx_http_grpc_guard_raw_path(r, &tmp->call.path);
 
         ctx = tmp;
     }
@@ -310,13 +310,13 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
 
     n += rec->request_id.len;
 
-    if (ctx->canonical) {
-        rec->method = ctx->method;
+    if (ctx->call.canonical) {
+        rec->method = ctx->call.method;
         rec->method_safe = 1;
         n += rec->method.len;
 
     } else {
-        rec->method = ctx->path;
+        rec->method = ctx->call.path;
         esc += rec->method.len;
     }
 
@@ -349,7 +349,7 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
 
 #endif
 
-    rec->decision = ctx->decision;
+    rec->decision = ctx->call.decision;
 
     if (rec->decision.len == 0 && !glcf->enable) {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -364,20 +364,22 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         }
     }
 
-    esc += rec->decision.len + ctx->reason.len
-           + ngx_min(ctx->rule.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->limit_name.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->principal_kind.len,
+    esc += rec->decision.len + ctx->call.reason.len
+           + ngx_min(ctx->call.rule.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.limit_name.len,
+                     NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.principal_kind.len,
                      NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT)
-           + ngx_min(ctx->principal.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->sub.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->iss.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->client.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->spiffe.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
-           + ngx_min(ctx->fingerprint.len,
+           + ngx_min(ctx->call.principal.len,
+                     NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.sub.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.iss.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.client.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.spiffe.len, NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD)
+           + ngx_min(ctx->call.fingerprint.len,
                      NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT);
 
-    if (ctx->grpc) {
+    if (ctx->call.grpc) {
         rec->grpc_status = ngx_http_grpc_guard_final_status(r, ctx,
                                                             &rec->source);
 
@@ -655,12 +657,12 @@ ngx_http_grpc_guard_audit_record(u_char *p,
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"reason\":\"",
                                         sizeof(",\"reason\":\"") - 1,
-                                        &ctx->reason,
+                                        &ctx->call.reason,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"rule\":\"",
                                         sizeof(",\"rule\":\"") - 1,
-                                        &ctx->rule,
+                                        &ctx->call.rule,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     /*
@@ -668,26 +670,26 @@ ngx_http_grpc_guard_audit_record(u_char *p,
      * with grpc_guard_limit_failure open): 0 would read as "used up"
      */
 
-    remaining = (ctx->limit || ctx->limit_name.len)
-                && ctx->limit_remaining >= 0;
+    remaining = (ctx->call.limit || ctx->call.limit_name.len)
+                && ctx->call.limit_remaining >= 0;
 
-    if (ctx->limit_name.len || remaining) {
+    if (ctx->call.limit_name.len || remaining) {
         p = ngx_http_grpc_guard_audit_lit(p, ",\"limit\":{");
 
-        if (ctx->limit_name.len) {
+        if (ctx->call.limit_name.len) {
             p = ngx_http_grpc_guard_audit_field(p, "\"name\":\"",
                                           sizeof("\"name\":\"") - 1,
-                                          &ctx->limit_name,
+                                          &ctx->call.limit_name,
                                           NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
         }
 
         if (remaining) {
-            if (ctx->limit_name.len) {
+            if (ctx->call.limit_name.len) {
                 *p++ = ',';
             }
 
             p = ngx_http_grpc_guard_audit_lit(p, "\"remaining\":");
-            p = ngx_http_grpc_guard_audit_uint(p, ctx->limit_remaining);
+            p = ngx_http_grpc_guard_audit_uint(p, ctx->call.limit_remaining);
         }
 
         *p++ = '}';
@@ -736,13 +738,13 @@ ngx_http_grpc_guard_audit_principal(u_char *p, ngx_http_grpc_guard_ctx_t *ctx)
 {
     u_char  *start;
 
-    if (ctx->principal_kind.len == 0
-        && ctx->principal.len == 0
-        && ctx->sub.len == 0
-        && ctx->iss.len == 0
-        && ctx->client.len == 0
-        && ctx->spiffe.len == 0
-        && ctx->fingerprint.len == 0)
+    if (ctx->call.principal_kind.len == 0
+        && ctx->call.principal.len == 0
+        && ctx->call.sub.len == 0
+        && ctx->call.iss.len == 0
+        && ctx->call.client.len == 0
+        && ctx->call.spiffe.len == 0
+        && ctx->call.fingerprint.len == 0)
     {
         return p;
     }
@@ -754,37 +756,37 @@ ngx_http_grpc_guard_audit_principal(u_char *p, ngx_http_grpc_guard_ctx_t *ctx)
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"kind\":\"",
                                         sizeof(",\"kind\":\"") - 1,
-                                        &ctx->principal_kind,
+                                        &ctx->call.principal_kind,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"id\":\"",
                                         sizeof(",\"id\":\"") - 1,
-                                        &ctx->principal,
+                                        &ctx->call.principal,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"sub\":\"",
                                         sizeof(",\"sub\":\"") - 1,
-                                        &ctx->sub,
+                                        &ctx->call.sub,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"iss\":\"",
                                         sizeof(",\"iss\":\"") - 1,
-                                        &ctx->iss,
+                                        &ctx->call.iss,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"client\":\"",
                                         sizeof(",\"client\":\"") - 1,
-                                        &ctx->client,
+                                        &ctx->call.client,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"spiffe\":\"",
                                         sizeof(",\"spiffe\":\"") - 1,
-                                        &ctx->spiffe,
+                                        &ctx->call.spiffe,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_FIELD);
 
     p = ngx_http_grpc_guard_audit_field(p, ",\"fingerprint\":\"",
                                         sizeof(",\"fingerprint\":\"") - 1,
-                                        &ctx->fingerprint,
+                                        &ctx->call.fingerprint,
                                         NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT);
 
     ngx_memmove(start, start + 1, p - start - 1);

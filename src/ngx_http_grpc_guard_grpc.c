@@ -24,7 +24,11 @@ static ngx_int_t ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value,
     ngx_msec_t *ms);
+static ngx_int_t ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool,
+    ngx_msec_t ms, ngx_str_t *text);
 static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
+static ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
+    ngx_str_t *method);
 static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
@@ -171,9 +175,9 @@ ngx_int_t
 ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
-    ctx->grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
+    ctx->call.grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
 
-    ngx_http_grpc_guard_raw_path(r, &ctx->path);
+    ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
 
     /*
      * nginx matches locations on the normalized $uri but forwards the
@@ -190,21 +194,21 @@ ngx_http_grpc_guard_classify(ngx_http_request_t *r,
                                           "path_not_canonical");
     }
 
-    if (ctx->grpc && r->method != NGX_HTTP_POST) {
+    if (ctx->call.grpc && r->method != NGX_HTTP_POST) {
         return ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED,
                                           "method_not_post");
     }
 
     if (glcf->public
-        && ngx_http_grpc_guard_match_pattern(glcf->public, &ctx->method))
+        && ngx_http_grpc_guard_match_pattern(glcf->public, &ctx->call.method))
     {
-        ctx->public = 1;
+        ctx->call.public = 1;
     }
 
     if (!glcf->reflection
-        && ctx->service.len > sizeof("grpc.reflection.") - 1
-        && ngx_strncmp(ctx->service.data, "grpc.reflection.",
+        && ctx->call.service.len > sizeof("grpc.reflection.") - 1
+        && ngx_strncmp(ctx->call.service.data, "grpc.reflection.",
                        sizeof("grpc.reflection.") - 1)
            == 0)
     {
@@ -213,7 +217,7 @@ ngx_http_grpc_guard_classify(ngx_http_request_t *r,
                                           "reflection_disabled");
     }
 
-    if (ctx->grpc) {
+    if (ctx->call.grpc) {
         return ngx_http_grpc_guard_check_deadline(r, glcf, ctx);
     }
 
@@ -274,8 +278,8 @@ ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ctx->service.data = service;
-    ctx->service.len = p - service;
+    ctx->call.service.data = service;
+    ctx->call.service.len = p - service;
 
     method = ++p;
 
@@ -295,8 +299,8 @@ ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ctx->method = *path;
-    ctx->canonical = 1;
+    ctx->call.method = *path;
+    ctx->call.canonical = 1;
 
     return NGX_OK;
 }
@@ -319,7 +323,7 @@ ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
                                         &n);
 
     if (n > 1) {
-        ctx->message = &ngx_http_grpc_guard_bad_deadline_message;
+        ctx->call.message = &ngx_http_grpc_guard_bad_deadline_message;
 
         return ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
@@ -331,7 +335,7 @@ ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
         if (glcf->deadline_default == 0) {
 
             if (glcf->deadline == NGX_HTTP_GRPC_GUARD_DEADLINE_REQUIRED) {
-                ctx->message = &ngx_http_grpc_guard_deadline_message;
+                ctx->call.message = &ngx_http_grpc_guard_deadline_message;
 
                 return ngx_http_grpc_guard_refuse(r, ctx,
                                          NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
@@ -356,14 +360,14 @@ ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
         h->next = NULL;
 #endif
 
-        ctx->timeout = glcf->deadline_default;
-        ctx->has_timeout = 1;
+        ctx->call.timeout = glcf->deadline_default;
+        ctx->call.has_timeout = 1;
 
         return NGX_DECLINED;
     }
 
     if (ngx_http_grpc_guard_parse_timeout(&h->value, &ms) != NGX_OK) {
-        ctx->message = &ngx_http_grpc_guard_bad_deadline_message;
+        ctx->call.message = &ngx_http_grpc_guard_bad_deadline_message;
 
         return ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_INVALID_ARGUMENT,
@@ -378,8 +382,8 @@ ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
         ms = glcf->deadline_max;
     }
 
-    ctx->timeout = ms;
-    ctx->has_timeout = 1;
+    ctx->call.timeout = ms;
+    ctx->call.has_timeout = 1;
 
     return NGX_DECLINED;
 }
@@ -448,7 +452,7 @@ ngx_http_grpc_guard_parse_timeout(ngx_str_t *value, ngx_msec_t *ms)
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool, ngx_msec_t ms,
     ngx_str_t *text)
 {
@@ -492,22 +496,22 @@ ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
 {
     ngx_uint_t  level;
 
-    ctx->grpc_status = status;
-    ctx->reason.data = (u_char *) reason;
-    ctx->reason.len = ngx_strlen(reason);
-    ngx_str_set(&ctx->decision, "deny");
+    ctx->call.grpc_status = status;
+    ctx->call.reason.data = (u_char *) reason;
+    ctx->call.reason.len = ngx_strlen(reason);
+    ngx_str_set(&ctx->call.decision, "deny");
 
     level = ctx->conf ? ctx->conf->log_level : NGX_LOG_INFO;
 
-    if (ctx->canonical) {
+    if (ctx->call.canonical) {
         ngx_log_error(level, r->connection->log, 0,
                       "grpc guard: refused \"%V\" with %ui: %V",
-                      &ctx->method, status, &ctx->reason);
+                      &ctx->call.method, status, &ctx->call.reason);
 
     } else {
         ngx_log_error(level, r->connection->log, 0,
                       "grpc guard: refused with %ui: %V",
-                      status, &ctx->reason);
+                      status, &ctx->call.reason);
     }
 
     return NGX_DONE;
@@ -521,9 +525,9 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
     ngx_str_t                    *message;
     ngx_http_grpc_guard_reply_t  *reply;
 
-    reply = ngx_http_grpc_guard_reply(ctx->grpc_status);
+    reply = ngx_http_grpc_guard_reply(ctx->call.grpc_status);
 
-    if (!ctx->grpc) {
+    if (!ctx->call.grpc) {
 
         /* not a gRPC call: the HTTP equivalent, nginx's own page */
 
@@ -544,9 +548,9 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
         r->keepalive = 0;
     }
 
-    message = ctx->message ? ctx->message : &reply->message;
+    message = ctx->call.message ? ctx->call.message : &reply->message;
 
-    if (ngx_http_grpc_guard_set_trailers_only(r, ctx->grpc_status, message)
+    if (ngx_http_grpc_guard_set_trailers_only(r, ctx->call.grpc_status, message)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -569,13 +573,13 @@ ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
 
     /* what the refusing stage adds, e.g. retry-after for limits */
 
-    if (ctx->headers == NULL) {
+    if (ctx->call.headers == NULL) {
         return NGX_OK;
     }
 
-    kv = ctx->headers->elts;
+    kv = ctx->call.headers->elts;
 
-    for (i = 0; i < ctx->headers->nelts; i++) {
+    for (i = 0; i < ctx->call.headers->nelts; i++) {
         if (ngx_http_grpc_guard_add_header(&r->headers_out.headers,
                                            &kv[i].key, &kv[i].value)
             == NULL)
@@ -604,7 +608,7 @@ ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
 
     h = ngx_http_grpc_guard_add_header(&r->headers_out.headers,
                                        &ngx_http_grpc_guard_www_auth,
-                                       ctx->credentials
+                                       ctx->call.credentials
                                        ? &ngx_http_grpc_guard_bearer_invalid
                                        : &ngx_http_grpc_guard_bearer);
     if (h == NULL) {
@@ -825,7 +829,7 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
     ngx_msec_int_t    elapsed;
     ngx_table_elt_t  *h;
 
-    if (ctx->grpc_status != NGX_HTTP_GRPC_GUARD_NO_STATUS) {
+    if (ctx->call.grpc_status != NGX_HTTP_GRPC_GUARD_NO_STATUS) {
 
         /*
          * the module's own refusal; or an nginx error page (502, 504,
@@ -835,7 +839,7 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
 
         *source = ctx->rewritten ? NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED
                                  : NGX_HTTP_GRPC_GUARD_SOURCE_LOCAL;
-        return ctx->grpc_status;
+        return ctx->call.grpc_status;
     }
 
     h = ngx_http_grpc_guard_find_header(&r->headers_out.trailers,
@@ -866,8 +870,8 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
 
     if (r->connection->error || status == NGX_HTTP_CLIENT_CLOSED_REQUEST) {
 
-        if (ctx->has_timeout) {
-            timeout = ctx->timeout;
+        if (ctx->call.has_timeout) {
+            timeout = ctx->call.timeout;
 
         } else {
             h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
@@ -936,7 +940,7 @@ found:
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns, ngx_str_t *method)
 {
     ngx_uint_t                      i;
@@ -1243,11 +1247,11 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
             return NGX_ERROR;
         }
 
-        ctx->grpc = 1;
+        ctx->call.grpc = 1;
         ctx->conf = glcf;
-        ngx_http_grpc_guard_raw_path(r, &ctx->path);
+        ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
 
-    } else if (!ctx->grpc || ctx->rewritten) {
+    } else if (!ctx->call.grpc || ctx->rewritten) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -1266,8 +1270,8 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
     if (status == NGX_HTTP_BAD_REQUEST && ngx_http_grpc_guard_mtls_refused(r)) {
         code = NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED;
 
-        if (ctx->reason.len == 0) {
-            ngx_str_set(&ctx->reason, "mtls_untrusted");
+        if (ctx->call.reason.len == 0) {
+            ngx_str_set(&ctx->call.reason, "mtls_untrusted");
         }
     }
 
@@ -1278,26 +1282,26 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
                    status, code);
 
     ctx->rewritten = 1;
-    ctx->grpc_status = code;
+    ctx->call.grpc_status = code;
 
-    if (ctx->reason.len == 0) {
+    if (ctx->call.reason.len == 0) {
         switch (status) {
 
         case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
-            ngx_str_set(&ctx->reason, "body_too_large");
+            ngx_str_set(&ctx->call.reason, "body_too_large");
             break;
 
         case NGX_HTTP_BAD_GATEWAY:
         case NGX_HTTP_SERVICE_UNAVAILABLE:
-            ngx_str_set(&ctx->reason, "upstream_unavailable");
+            ngx_str_set(&ctx->call.reason, "upstream_unavailable");
             break;
 
         case NGX_HTTP_GATEWAY_TIME_OUT:
-            ngx_str_set(&ctx->reason, "upstream_timeout");
+            ngx_str_set(&ctx->call.reason, "upstream_timeout");
             break;
 
         default:
-            ngx_str_set(&ctx->reason, "http_error");
+            ngx_str_set(&ctx->call.reason, "http_error");
         }
     }
 

@@ -600,7 +600,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
 verified:
 
-    ctx->jwt = jctx;
+    ctx->call.jwt = jctx;
 
     return NGX_OK;
 }
@@ -1621,7 +1621,7 @@ ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
     ngx_int_t                       rc;
     ngx_http_grpc_guard_jwt_ctx_t  *jctx;
 
-    jctx = ctx->jwt;
+    jctx = ctx->call.jwt;
 
     /* what the cache keeps needs no parsing */
 
@@ -1666,8 +1666,8 @@ void
 ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *sub, ngx_str_t *iss)
 {
-    *sub = ctx->jwt->sub;
-    *iss = ctx->jwt->iss;
+    *sub = ctx->call.jwt->sub;
+    *iss = ctx->call.jwt->iss;
 }
 
 
@@ -1678,7 +1678,7 @@ ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
     json_t                         *v;
     ngx_http_grpc_guard_jwt_ctx_t  *jctx;
 
-    jctx = ctx->jwt;
+    jctx = ctx->call.jwt;
 
     if (jctx == NULL) {
         return NULL;

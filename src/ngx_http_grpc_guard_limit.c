@@ -235,18 +235,18 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_http_grpc_guard_limit_zone_t  *zone;
 
     lcf = &glcf->limit;
-    post = (ctx->stage == NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST);
+    post = (ctx->call.stage == NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST);
 
-    if (ctx->public
+    if (ctx->call.public
         || lcf->limits == NULL
         || (post ? !lcf->post : !lcf->pre))
     {
         return NGX_DECLINED;
     }
 
-    lctx = ctx->limit;
+    lctx = ctx->call.limit;
 
-    if (lctx && lctx->stage == ctx->stage) {
+    if (lctx && lctx->stage == ctx->call.stage) {
 
         /* entered again after the reply, or the timeout */
 
@@ -275,10 +275,10 @@ ngx_http_grpc_guard_limit(ngx_http_request_t *r,
         lctx->limits = (ngx_http_grpc_guard_limit_t **) &lctx[1];
         lctx->keys = (ngx_str_t *) &lctx->limits[n];
 
-        ctx->limit = lctx;
+        ctx->call.limit = lctx;
     }
 
-    lctx->stage = ctx->stage;
+    lctx->stage = ctx->call.stage;
     lctx->state = NGX_HTTP_GRPC_GUARD_LIMIT_IDLE;
     lctx->cached = 0;
 
@@ -408,11 +408,11 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     switch (limit->per) {
 
     case NGX_HTTP_GRPC_GUARD_LIMIT_PER_METHOD:
-        per = &ctx->method;
+        per = &ctx->call.method;
         break;
 
     case NGX_HTTP_GRPC_GUARD_LIMIT_PER_SERVICE:
-        per = &ctx->service;
+        per = &ctx->call.service;
         break;
 
     case NGX_HTTP_GRPC_GUARD_LIMIT_PER_LOCATION:
@@ -686,10 +686,10 @@ ngx_http_grpc_guard_limit_decide(ngx_http_request_t *r,
 
     if (lctx->outcome == NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED) {
 
-        if (ctx->limit_remaining < 0
-            || lctx->remaining < ctx->limit_remaining)
+        if (ctx->call.limit_remaining < 0
+            || lctx->remaining < ctx->call.limit_remaining)
         {
-            ctx->limit_remaining = lctx->remaining;
+            ctx->call.limit_remaining = lctx->remaining;
         }
 
         return NGX_DECLINED;
@@ -708,17 +708,17 @@ ngx_http_grpc_guard_limit_refused(ngx_http_request_t *r,
 
     limit = lctx->limits[lctx->index];
 
-    ctx->limit_name = limit->name;
-    ctx->limit_remaining = 0;
+    ctx->call.limit_name = limit->name;
+    ctx->call.limit_remaining = 0;
 
     if (glcf->limit.dry_run) {
-        ngx_str_set(&ctx->decision, "dry_run_deny");
-        ngx_str_set(&ctx->reason, "rate_limited");
+        ngx_str_set(&ctx->call.decision, "dry_run_deny");
+        ngx_str_set(&ctx->call.reason, "rate_limited");
 
         ngx_log_error(glcf->log_level, r->connection->log, 0,
                       "grpc guard: dry run, limit \"%V\" would refuse "
                       "\"%V\" for %M ms",
-                      &limit->name, &ctx->method, lctx->wait);
+                      &limit->name, &ctx->call.method, lctx->wait);
 
         return NGX_DECLINED;
     }
@@ -755,8 +755,8 @@ ngx_http_grpc_guard_limit_headers(ngx_http_request_t *r,
         seconds = 1;
     }
 
-    ctx->headers = ngx_array_create(r->pool, 4, sizeof(ngx_keyval_t));
-    if (ctx->headers == NULL) {
+    ctx->call.headers = ngx_array_create(r->pool, 4, sizeof(ngx_keyval_t));
+    if (ctx->call.headers == NULL) {
         return NGX_ERROR;
     }
 
@@ -766,7 +766,7 @@ ngx_http_grpc_guard_limit_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ctx->grpc) {
+    if (ctx->call.grpc) {
         last = ngx_sprintf(p, "%M", wait);
 
         if (ngx_http_grpc_guard_limit_push_header(r, ctx,
@@ -817,7 +817,7 @@ ngx_http_grpc_guard_limit_push_header(ngx_http_request_t *r,
 {
     ngx_keyval_t  *kv;
 
-    kv = ngx_array_push(ctx->headers);
+    kv = ngx_array_push(ctx->call.headers);
     if (kv == NULL) {
         return NGX_ERROR;
     }

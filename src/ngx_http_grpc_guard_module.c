@@ -29,6 +29,7 @@ static ngx_int_t ngx_http_grpc_guard_finish(ngx_http_request_t *r,
 static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx);
+static void ngx_http_grpc_guard_reset_call(ngx_http_grpc_guard_call_t *call);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
 static char *ngx_http_grpc_guard_jwt_merge_tmp(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf);
@@ -389,10 +390,10 @@ ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
         /* an asynchronous step is still under way */
         return NGX_DONE;
 
-    } else if (ctx->done) {
+    } else if (ctx->call.done) {
 
         if (ctx->conf == glcf) {
-            return ctx->result;
+            return ctx->call.result;
         }
 
         /*
@@ -400,32 +401,7 @@ ngx_http_grpc_guard_access_handler(ngx_http_request_t *r)
          * with other settings: evaluate it again there
          */
 
-        ctx->done = 0;
-        ctx->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
-        ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
-        ngx_str_null(&ctx->reason);
-        ngx_str_null(&ctx->decision);
-        ngx_str_null(&ctx->principal);
-        ctx->message = NULL;
-        ctx->auth = 0;
-        ctx->jwt = NULL;
-        ctx->public = 0;
-
-        ctx->headers = NULL;
-        ngx_str_null(&ctx->limit_name);
-        ctx->limit_remaining = -1;
-        ctx->limit = NULL;
-        ctx->credentials = 0;
-
-        ctx->api_key = NULL;
-        ctx->peer = NULL;
-        ngx_str_null(&ctx->principal_kind);
-        ngx_str_null(&ctx->sub);
-        ngx_str_null(&ctx->iss);
-        ngx_str_null(&ctx->client);
-        ngx_str_null(&ctx->spiffe);
-        ngx_str_null(&ctx->fingerprint);
-        ngx_str_null(&ctx->rule);
+        ngx_http_grpc_guard_reset_call(&ctx->call);
     }
 
     ctx->conf = glcf;
@@ -440,9 +416,9 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    while (ctx->stage < NGX_HTTP_GRPC_GUARD_STAGE_DONE) {
+    while (ctx->call.stage < NGX_HTTP_GRPC_GUARD_STAGE_DONE) {
 
-        switch (ctx->stage) {
+        switch (ctx->call.stage) {
 
         case NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY:
             rc = ngx_http_grpc_guard_classify(r, glcf, ctx);
@@ -467,7 +443,7 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
         }
 
         if (rc == NGX_DECLINED) {
-            ctx->stage++;
+            ctx->call.stage++;
             continue;
         }
 
@@ -493,7 +469,7 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
         /* NGX_ERROR or any other failure of a stage */
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "grpc guard: stage %ui failed", ctx->stage);
+                      "grpc guard: stage %ui failed", ctx->call.stage);
 
         (void) ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_INTERNAL,
@@ -510,16 +486,16 @@ static ngx_int_t
 ngx_http_grpc_guard_finish(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_int_t rc)
 {
-    ctx->done = 1;
+    ctx->call.done = 1;
 
     if (rc == NGX_OK) {
 
-        if (ctx->decision.len == 0) {
-            if (ctx->public) {
-                ngx_str_set(&ctx->decision, "public");
+        if (ctx->call.decision.len == 0) {
+            if (ctx->call.public) {
+                ngx_str_set(&ctx->call.decision, "public");
 
             } else {
-                ngx_str_set(&ctx->decision, "allow");
+                ngx_str_set(&ctx->call.decision, "allow");
             }
         }
 
@@ -528,14 +504,14 @@ ngx_http_grpc_guard_finish(ngx_http_request_t *r,
          * auth_basic, auth_request) have their say as well
          */
 
-        ctx->result = NGX_DECLINED;
+        ctx->call.result = NGX_DECLINED;
 
         return NGX_DECLINED;
     }
 
     /* refused: the reply is final, whatever "satisfy" says */
 
-    ctx->result = NGX_DONE;
+    ctx->call.result = NGX_DONE;
 
     rc = ngx_http_grpc_guard_send_refusal(r, ctx);
 
@@ -554,7 +530,7 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_auth_method_t  *m;
     ngx_http_grpc_guard_auth_result_t   res, failed;
 
-    if (ctx->public) {
+    if (ctx->call.public) {
         return NGX_DECLINED;
     }
 
@@ -605,13 +581,13 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
         }
 
         if (rc == NGX_OK) {
-            ctx->auth |= m->mask;
+            ctx->call.auth |= m->mask;
             continue;
         }
 
         if (optional) {
             if (res.presented) {
-                ctx->credentials = 1;
+                ctx->call.credentials = 1;
                 ngx_log_error(glcf->log_level, r->connection->log, 0,
                               "grpc guard: credentials not accepted: %s",
                               res.reason);
@@ -639,7 +615,7 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
     if (optional
         || failed.reason == NULL
-        || (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY && ctx->auth))
+        || (glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY && ctx->call.auth))
     {
         ngx_http_grpc_guard_identify(ctx);
         return NGX_DECLINED;
@@ -647,16 +623,16 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
     /* refused: nothing of what may have succeeded is kept */
 
-    ctx->auth = 0;
-    ctx->jwt = NULL;
-    ctx->api_key = NULL;
-    ctx->peer = NULL;
-    ngx_str_null(&ctx->principal);
+    ctx->call.auth = 0;
+    ctx->call.jwt = NULL;
+    ctx->call.api_key = NULL;
+    ctx->call.peer = NULL;
+    ngx_str_null(&ctx->call.principal);
 
-    ctx->credentials = failed.presented;
+    ctx->call.credentials = failed.presented;
 
     if (failed.message) {
-        ctx->message = failed.message;
+        ctx->call.message = failed.message;
     }
 
     return ngx_http_grpc_guard_refuse(r, ctx,
@@ -684,28 +660,28 @@ ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx)
      * the certificate's identity; the audit record keeps all of them
      */
 
-    ngx_str_null(&ctx->principal);
+    ngx_str_null(&ctx->call.principal);
 
-    if (ctx->peer) {
-        ctx->spiffe = ctx->peer->spiffe_id;
-        ctx->fingerprint = ctx->peer->fingerprint;
-        ctx->principal = ctx->peer->principal;
+    if (ctx->call.peer) {
+        ctx->call.spiffe = ctx->call.peer->spiffe_id;
+        ctx->call.fingerprint = ctx->call.peer->fingerprint;
+        ctx->call.principal = ctx->call.peer->principal;
     }
 
-    if (ctx->api_key) {
-        ctx->client = ctx->api_key->client;
-        ctx->principal = ctx->api_key->client;
+    if (ctx->call.api_key) {
+        ctx->call.client = ctx->call.api_key->client;
+        ctx->call.principal = ctx->call.api_key->client;
     }
 
-    if (ctx->jwt) {
-        ngx_http_grpc_guard_jwt_identity(ctx, &ctx->sub, &ctx->iss);
+    if (ctx->call.jwt) {
+        ngx_http_grpc_guard_jwt_identity(ctx, &ctx->call.sub, &ctx->call.iss);
 
-        if (ctx->sub.len) {
-            ctx->principal = ctx->sub;
+        if (ctx->call.sub.len) {
+            ctx->call.principal = ctx->call.sub;
         }
     }
 
-    ctx->principal_kind = kinds[ctx->auth & 7];
+    ctx->call.principal_kind = kinds[ctx->call.auth & 7];
 }
 
 
@@ -782,23 +758,35 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
     /*
      * set by ngx_memzero():
      *
-     *     ctx->path = { 0, NULL };
-     *     ctx->method = { 0, NULL };
-     *     ctx->service = { 0, NULL };
-     *     ctx->decision = { 0, NULL };
-     *     ctx->reason = { 0, NULL };
-     *     ctx->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
-     *     ctx->grpc = 0;
-     *     ctx->done = 0;
+     *     ctx->conf = NULL;
+     *     ctx->waiting = 0;
+     *     ctx->rewritten = 0;
      */
 
-    ctx->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
-    ctx->limit_remaining = -1;
+    ngx_http_grpc_guard_reset_call(&ctx->call);
 
     cln->handler = ngx_http_grpc_guard_ctx_cleanup;
     ngx_http_set_ctx(r, ctx, ngx_http_grpc_guard_module);
 
     return ctx;
+}
+
+
+static void
+ngx_http_grpc_guard_reset_call(ngx_http_grpc_guard_call_t *call)
+{
+    ngx_memzero(call, sizeof(ngx_http_grpc_guard_call_t));
+
+    /*
+     * set by ngx_memzero():
+     *
+     *     call->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
+     *     call->done = 0;
+     *     ... every other member empty, NULL or 0
+     */
+
+    call->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+    call->limit_remaining = -1;
 }
 
 

@@ -42,7 +42,7 @@
 #define NGX_HTTP_GRPC_GUARD_DEADLINE_SLACK_MAX  1000
 
 
-/* pipeline stages of DESIGN.md section 1, in order */
+/* the stages of the access pipeline, in order */
 
 #define NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY      0
 #define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE     1
@@ -209,6 +209,12 @@ typedef struct {
 } ngx_http_grpc_guard_loc_conf_t;
 
 
+/*
+ * what the guard finds out about a call in the location that runs it;
+ * an internal redirect to another location finds it all out again, from
+ * a record reset in one go (ngx_http_grpc_guard_reset_call())
+ */
+
 typedef struct {
     ngx_str_t                   path;       /* raw :path, capped */
     ngx_str_t                   method;     /* "/pkg.Svc/M" when canonical */
@@ -226,7 +232,7 @@ typedef struct {
     /*
      * who called and which rule and limit applied, as the auth, ACL
      * and limit stages find them; the audit record has a field for each
-     * one that is not empty (section 6 of DESIGN.md)
+     * one that is not empty
      */
 
     ngx_str_t                   principal;      /* $grpc_guard_principal */
@@ -243,8 +249,6 @@ typedef struct {
     ngx_http_grpc_guard_api_key_t  *api_key;    /* the key that matched */
     ngx_http_grpc_guard_peer_t  *peer;      /* a verified certificate */
 
-    ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
-
     ngx_int_t                   grpc_status;    /* local reply, or -1 */
     ngx_uint_t                  stage;
     ngx_int_t                   result;     /* handler result when done */
@@ -256,9 +260,18 @@ typedef struct {
     unsigned                    public:1;
     unsigned                    has_timeout:1;
     unsigned                    done:1;
-    unsigned                    waiting:1;
-    unsigned                    rewritten:1;
     unsigned                    credentials:1;  /* some were presented */
+} ngx_http_grpc_guard_call_t;
+
+
+/* the request context: survives internal redirects */
+
+typedef struct {
+    ngx_http_grpc_guard_call_t  call;
+    ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
+
+    unsigned                    waiting:1;  /* an asynchronous step runs */
+    unsigned                    rewritten:1;    /* an nginx error page */
 } ngx_http_grpc_guard_ctx_t;
 
 
@@ -305,8 +318,6 @@ ngx_int_t ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t *source);
-ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
-    ngx_str_t *method);
 char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_grpc_guard_pattern_t *pattern);
 char *ngx_http_grpc_guard_public_directive(ngx_conf_t *cf,

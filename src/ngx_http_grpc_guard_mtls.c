@@ -157,7 +157,7 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    ctx->peer = peer;
+    ctx->call.peer = peer;
 
     return NGX_OK;
 }

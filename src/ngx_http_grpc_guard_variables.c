@@ -37,22 +37,22 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
 
     { ngx_string("grpc_guard_method"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, method),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.method),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_service"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, service),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.service),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_decision"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, decision),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.decision),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_reason"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, reason),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.reason),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_grpc_status"), NULL,
@@ -61,12 +61,12 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
 
     { ngx_string("grpc_guard_rule"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, rule),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.rule),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_api_key_client"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, client),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.client),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_peer_spiffe_id"), NULL,
@@ -100,12 +100,12 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
 
     { ngx_string("grpc_guard_principal"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, principal),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.principal),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("grpc_guard_auth_method"), NULL,
       ngx_http_grpc_guard_str_variable,
-      offsetof(ngx_http_grpc_guard_ctx_t, principal_kind),
+      offsetof(ngx_http_grpc_guard_ctx_t, call.principal_kind),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string(NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX), NULL,
@@ -203,11 +203,11 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
         }
 
         ngx_memzero(&tmp, sizeof(ngx_http_grpc_guard_ctx_t));
-        tmp.grpc = 1;
-        tmp.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
+        tmp.call.grpc = 1;
+        tmp.call.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
         ctx = &tmp;
 
-    } else if (!ctx->grpc) {
+    } else if (!ctx->call.grpc) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -258,12 +258,12 @@ static ngx_int_t
 ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    u_char                     *p;
+    u_char                     *p, *last;
     ngx_http_grpc_guard_ctx_t  *ctx;
 
     ctx = ngx_http_grpc_guard_get_ctx(r->main);
 
-    if (ctx == NULL || ctx->limit_remaining < 0) {
+    if (ctx == NULL || ctx->call.limit_remaining < 0) {
         v->not_found = 1;
         return NGX_OK;
     }
@@ -273,9 +273,9 @@ ngx_http_grpc_guard_remaining_variable(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ngx_http_grpc_guard_set_value(v, p,
-                                  ngx_sprintf(p, "%i", ctx->limit_remaining)
-                                  - p);
+    last = ngx_sprintf(p, "%i", ctx->call.limit_remaining);
+
+    ngx_http_grpc_guard_set_value(v, p, last - p);
 
     return NGX_OK;
 }
@@ -321,7 +321,7 @@ ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_grpc_guard_get_ctx(r->main);
 
-    if (ctx == NULL || ctx->jwt == NULL || name->len == 0) {
+    if (ctx == NULL || ctx->call.jwt == NULL || name->len == 0) {
         v->not_found = 1;
         return NGX_OK;
     }
