@@ -286,6 +286,10 @@ static char *ngx_http_grpc_guard_jwt_check_claims(
     ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list,
     json_t *value);
+static json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
+static ngx_int_t ngx_http_grpc_guard_jwt_json_match(json_t *v,
+    ngx_array_t *values, ngx_uint_t split, ngx_uint_t depth);
 static ngx_int_t ngx_http_grpc_guard_jwt_format(ngx_pool_t *pool,
     json_t *value, ngx_uint_t nested, ngx_str_t *out);
 static ngx_int_t ngx_http_grpc_guard_jwt_dump(ngx_pool_t *pool,
@@ -1671,7 +1675,26 @@ ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
 }
 
 
-json_t *
+ngx_int_t
+ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
+    ngx_uint_t split)
+{
+    json_t  *v;
+
+    /*
+     * a claim of the payload against the values of an ACL condition:
+     * a string, split into words when asked, an integer or a boolean as
+     * its JSON text, or any element of an array of them
+     */
+
+    v = ngx_http_grpc_guard_jwt_claim(r, ctx, name);
+
+    return v && ngx_http_grpc_guard_jwt_json_match(v, values, split, 0);
+}
+
+
+static json_t *
 ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name)
 {
@@ -1702,6 +1725,62 @@ ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
     }
 
     return v;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_json_match(json_t *v, ngx_array_t *values,
+    ngx_uint_t split, ngx_uint_t depth)
+{
+    u_char      *p;
+    size_t       i;
+    ngx_str_t    s;
+    u_char       buf[NGX_INT64_LEN + 2];
+
+    switch (json_typeof(v)) {
+
+    case JSON_STRING:
+        s.data = (u_char *) json_string_value(v);
+        s.len = json_string_length(v);
+
+        return ngx_http_grpc_guard_acl_text_match(&s, values, split);
+
+    case JSON_INTEGER:
+        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(v));
+        s.data = buf;
+        s.len = p - buf;
+
+        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
+
+    case JSON_TRUE:
+        ngx_str_set(&s, "true");
+        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
+
+    case JSON_FALSE:
+        ngx_str_set(&s, "false");
+        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
+
+    case JSON_ARRAY:
+
+        /* any element; arrays of arrays are not looked into */
+
+        if (depth) {
+            return 0;
+        }
+
+        for (i = 0; i < json_array_size(v); i++) {
+            if (ngx_http_grpc_guard_jwt_json_match(json_array_get(v, i),
+                                                   values, 0, 1))
+            {
+                return 1;
+            }
+        }
+
+        return 0;
+
+    default:
+        return 0;
+    }
 }
 
 

@@ -12,8 +12,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <jansson.h>
-
 
 /* gRPC status codes, as the gRPC specification numbers them */
 
@@ -332,8 +330,9 @@ ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 
 void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *sub, ngx_str_t *iss);
-json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
+ngx_int_t ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
+    ngx_uint_t split);
 
 char *ngx_http_grpc_guard_api_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -356,6 +355,8 @@ char *ngx_http_grpc_guard_acl_merge(ngx_conf_t *cf,
 ngx_int_t ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_uint_t ngx_http_grpc_guard_acl_identity(ngx_http_grpc_guard_acl_t *acl);
+ngx_int_t ngx_http_grpc_guard_acl_text_match(ngx_str_t *text,
+    ngx_array_t *values, ngx_uint_t words);
 
 ngx_int_t ngx_http_grpc_guard_limit(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
