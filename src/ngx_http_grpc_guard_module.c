@@ -557,7 +557,7 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
             want |= NGX_HTTP_GRPC_GUARD_AUTH_API_KEY;
         }
 
-        if (glcf->jwt.keys) {
+        if (ngx_http_grpc_guard_jwt_configured(glcf)) {
             want |= NGX_HTTP_GRPC_GUARD_AUTH_JWT;
         }
 
@@ -1018,20 +1018,7 @@ ngx_http_grpc_guard_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->enable
-        && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
-            || (conf->auth == 0 && conf->jwt.keys
-                && ngx_http_grpc_guard_acl_identity(conf->acl))))
-    {
-        gmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_grpc_guard_module);
-        gmcf->jwt_used = 1;
-
-        return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt,
-                                                  1);
-    }
-
-    return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt, 0);
+    return ngx_http_grpc_guard_jwt_merge_conf(cf, prev, conf);
 }
 
 

@@ -151,7 +151,7 @@ typedef struct ngx_http_grpc_guard_jwt_main_s  ngx_http_grpc_guard_jwt_main_t;
 
 
 typedef struct {
-    ngx_array_t                *keys;       /* jwt.c's key type */
+    ngx_array_t                *keys;       /* jwt.h's key type */
     ngx_uint_t                  algorithms; /* bitmask */
     ngx_array_t                *issuers;    /* ngx_str_t */
     ngx_array_t                *audiences;  /* ngx_str_t */
@@ -311,8 +311,10 @@ ngx_int_t ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
     ngx_str_t *value);
 void ngx_http_grpc_guard_jwt_create_conf(ngx_http_grpc_guard_jwt_conf_t *conf);
 char *ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
-    ngx_http_grpc_guard_jwt_conf_t *prev, ngx_http_grpc_guard_jwt_conf_t *conf,
-    ngx_uint_t used);
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_uint_t ngx_http_grpc_guard_jwt_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_jwt_init_main(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t *gmcf);
 char *ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
