@@ -8,8 +8,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <jansson.h>
-
 #include "ngx_http_grpc_guard_module.h"
 
 
@@ -84,8 +82,6 @@ static ngx_int_t ngx_http_grpc_guard_acl_rule_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_acl_rule_t *rule);
 static ngx_int_t ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_acl_cond_t *cond);
-static ngx_int_t ngx_http_grpc_guard_acl_json_match(json_t *v,
-    ngx_array_t *values, ngx_uint_t split, ngx_uint_t depth);
 static ngx_int_t ngx_http_grpc_guard_acl_words_match(u_char *p, size_t len,
     ngx_array_t *values);
 static ngx_int_t ngx_http_grpc_guard_acl_str_match(ngx_str_t *s,
@@ -726,8 +722,7 @@ static ngx_int_t
 ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_acl_cond_t *cond)
 {
-    json_t      *v;
-    ngx_uint_t   i;
+    ngx_uint_t  i;
 
     switch (cond->type) {
 
@@ -739,14 +734,8 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
         return (ctx->call.auth & cond->auth) != 0;
 
     case NGX_HTTP_GRPC_GUARD_COND_CLAIM:
-        if (ctx->call.jwt == NULL) {
-            return 0;
-        }
-
-        v = ngx_http_grpc_guard_jwt_claim(r, ctx, &cond->claim);
-
-        return v && ngx_http_grpc_guard_acl_json_match(v, cond->values,
-                                                       cond->split, 0);
+        return ngx_http_grpc_guard_jwt_claim_match(r, ctx, &cond->claim,
+                                                   cond->values, cond->split);
 
     case NGX_HTTP_GRPC_GUARD_COND_SUB:
 
@@ -781,14 +770,9 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
             }
         }
 
-        if (ctx->call.jwt == NULL) {
-            return 0;
-        }
-
-        v = ngx_http_grpc_guard_jwt_claim(r, ctx,
-                                          &ngx_http_grpc_guard_acl_roles);
-
-        return v && ngx_http_grpc_guard_acl_json_match(v, cond->values, 1, 0);
+        return ngx_http_grpc_guard_jwt_claim_match(r, ctx,
+                                                &ngx_http_grpc_guard_acl_roles,
+                                                cond->values, 1);
 
     case NGX_HTTP_GRPC_GUARD_COND_SPIFFE:
         return ctx->call.peer
@@ -813,63 +797,22 @@ ngx_http_grpc_guard_acl_cond_match(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_grpc_guard_acl_json_match(json_t *v, ngx_array_t *values,
-    ngx_uint_t split, ngx_uint_t depth)
+ngx_int_t
+ngx_http_grpc_guard_acl_text_match(ngx_str_t *text, ngx_array_t *values,
+    ngx_uint_t words)
 {
-    u_char      *p;
-    size_t       i;
-    ngx_str_t    s;
-    u_char       buf[NGX_INT64_LEN + 2];
+    /*
+     * a text against the values of a condition: as a whole, or, when
+     * asked, as words split at spaces, any of which may match, a "*" in
+     * a value then matching within one "/" segment
+     */
 
-    switch (json_typeof(v)) {
-
-    case JSON_STRING:
-        s.data = (u_char *) json_string_value(v);
-        s.len = json_string_length(v);
-
-        if (split) {
-            return ngx_http_grpc_guard_acl_words_match(s.data, s.len, values);
-        }
-
-        return ngx_http_grpc_guard_acl_str_match(&s, values, 0);
-
-    case JSON_INTEGER:
-        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(v));
-        s.data = buf;
-        s.len = p - buf;
-
-        return ngx_http_grpc_guard_acl_str_match(&s, values, 0);
-
-    case JSON_TRUE:
-        ngx_str_set(&s, "true");
-        return ngx_http_grpc_guard_acl_str_match(&s, values, 0);
-
-    case JSON_FALSE:
-        ngx_str_set(&s, "false");
-        return ngx_http_grpc_guard_acl_str_match(&s, values, 0);
-
-    case JSON_ARRAY:
-
-        /* any element; arrays of arrays are not looked into */
-
-        if (depth) {
-            return 0;
-        }
-
-        for (i = 0; i < json_array_size(v); i++) {
-            if (ngx_http_grpc_guard_acl_json_match(json_array_get(v, i),
-                                                   values, 0, 1))
-            {
-                return 1;
-            }
-        }
-
-        return 0;
-
-    default:
-        return 0;
+    if (words) {
+        return ngx_http_grpc_guard_acl_words_match(text->data, text->len,
+                                                   values);
     }
+
+    return ngx_http_grpc_guard_acl_str_match(text, values, 0);
 }
 
 

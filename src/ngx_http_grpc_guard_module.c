@@ -31,10 +31,6 @@ static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 static void ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_reset_call(ngx_http_grpc_guard_call_t *call);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
-static char *ngx_http_grpc_guard_jwt_merge_tmp(ngx_conf_t *cf,
-    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf);
-static ngx_uint_t ngx_http_grpc_guard_jwt_configured_tmp(
-    ngx_http_grpc_guard_loc_conf_t *glcf);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_grpc_guard_init(ngx_conf_t *cf);
@@ -66,7 +62,7 @@ static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
 
     { ngx_string("jwt"), NGX_HTTP_GRPC_GUARD_AUTH_JWT,
       ngx_http_grpc_guard_jwt_authenticate,
-      ngx_http_grpc_guard_jwt_configured_tmp },
+      ngx_http_grpc_guard_jwt_configured },
 
     { ngx_null_string, 0, NULL, NULL }
 };
@@ -83,7 +79,7 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_audit_merge_conf,
     ngx_http_grpc_guard_api_key_merge_conf,
     ngx_http_grpc_guard_acl_merge_conf,
-    ngx_http_grpc_guard_jwt_merge_tmp,
+    ngx_http_grpc_guard_jwt_merge_conf,
     NULL
 };
 
@@ -1053,34 +1049,4 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     }
 
     return 0;
-}
-
-
-static char *
-ngx_http_grpc_guard_jwt_merge_tmp(ngx_conf_t *cf,
-    ngx_http_grpc_guard_loc_conf_t *prev, ngx_http_grpc_guard_loc_conf_t *conf)
-{
-    ngx_http_grpc_guard_main_conf_t  *gmcf;
-
-    if (conf->enable
-        && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
-            || (conf->auth == 0 && conf->jwt.keys
-                && ngx_http_grpc_guard_acl_identity(conf->acl))))
-    {
-        gmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_grpc_guard_module);
-        gmcf->jwt_used = 1;
-
-        return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt,
-                                                  1);
-    }
-
-    return ngx_http_grpc_guard_jwt_merge_conf(cf, &prev->jwt, &conf->jwt, 0);
-}
-
-
-static ngx_uint_t
-ngx_http_grpc_guard_jwt_configured_tmp(ngx_http_grpc_guard_loc_conf_t *glcf)
-{
-    return glcf->jwt.keys != NULL;
 }

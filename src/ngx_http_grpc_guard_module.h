@@ -12,8 +12,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <jansson.h>
-
 
 /* gRPC status codes, as the gRPC specification numbers them */
 
@@ -153,7 +151,7 @@ typedef struct ngx_http_grpc_guard_jwt_main_s  ngx_http_grpc_guard_jwt_main_t;
 
 
 typedef struct {
-    ngx_array_t                *keys;       /* jwt.c's key type */
+    ngx_array_t                *keys;       /* jwt.h's key type */
     ngx_uint_t                  algorithms; /* bitmask */
     ngx_array_t                *issuers;    /* ngx_str_t */
     ngx_array_t                *audiences;  /* ngx_str_t */
@@ -348,8 +346,10 @@ ngx_int_t ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
     ngx_str_t *value);
 void ngx_http_grpc_guard_jwt_create_conf(ngx_http_grpc_guard_jwt_conf_t *conf);
 char *ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
-    ngx_http_grpc_guard_jwt_conf_t *prev, ngx_http_grpc_guard_jwt_conf_t *conf,
-    ngx_uint_t used);
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_uint_t ngx_http_grpc_guard_jwt_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_jwt_init_main(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t *gmcf);
 char *ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -369,8 +369,9 @@ ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 
 void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *sub, ngx_str_t *iss);
-json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
+ngx_int_t ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
+    ngx_uint_t split);
 
 /* ngx_http_grpc_guard_apikey.c: API keys */
 
@@ -409,6 +410,8 @@ char *ngx_http_grpc_guard_acl_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_uint_t ngx_http_grpc_guard_acl_identity(ngx_http_grpc_guard_acl_t *acl);
+ngx_int_t ngx_http_grpc_guard_acl_text_match(ngx_str_t *text,
+    ngx_array_t *values, ngx_uint_t words);
 
 /* ngx_http_grpc_guard_limit.c: the rate limiter's policy */
 
