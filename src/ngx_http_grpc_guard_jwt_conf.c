@@ -81,11 +81,12 @@ ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     /*
-     * keys are needed where "grpc_guard_auth jwt" is set or, with no
-     * method required, where ACL rules ask for an identity; this is
-     * decided before the keys are merged, so a location without a
-     * "grpc_guard_jwt_key_file" of its own counts as having keys
+     * keys are needed where "grpc_guard_auth jwt" is set; with no method
+     * required, a token is looked at where ACL rules ask for an identity
+     * and keys are there to check it with
      */
+
+    ngx_conf_merge_ptr_value(conf->jwt.keys, prev->jwt.keys, NULL);
 
     used = conf->enable
            && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)

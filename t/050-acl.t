@@ -414,3 +414,21 @@ qr/invalid method pattern "ledger.Ledger\/Get".* in .*nginx.conf:\d+/
 --- grpc_call
 method: /s.S/M
 --- grpc_status: 0
+
+
+
+=== TEST 19: an identity rule with no JWT key anywhere: no key needed, no identity
+--- config
+    location / {
+        grpc_guard_allow * sub=alice;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call
+method: /s.S/M
+metadata: authorization: Bearer e30.e30.e30
+--- grpc_status: 16
+--- upstream_calls: 0
+--- error_log
+refused "/s.S/M" with 16: acl_unauthenticated
+--- no_error_log
+needs keys
