@@ -4,6 +4,13 @@
  */
 
 
+/*
+ * Method ACLs: grpc_guard_allow and grpc_guard_deny rules compiled at
+ * configuration time into an index by method pattern, and matched at
+ * request time against the method and the caller's identity.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

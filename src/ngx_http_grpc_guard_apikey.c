@@ -4,6 +4,13 @@
  */
 
 
+/*
+ * API keys: files of SHA-256 key hashes with their client ids, roles
+ * and expiry, loaded at configuration time, and the lookup of the key a
+ * call presents.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

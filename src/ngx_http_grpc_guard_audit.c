@@ -4,6 +4,12 @@
  */
 
 
+/*
+ * The audit log: one JSON line per call, written in the log phase to a
+ * file or to syslog, buffered, never with a token, key or payload.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

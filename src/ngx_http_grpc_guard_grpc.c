@@ -4,6 +4,14 @@
  */
 
 
+/*
+ * The gRPC protocol: which requests are gRPC calls, the raw :path
+ * grammar, method patterns, public methods, reflection and deadlines
+ * (grpc-timeout), Trailers-Only refusals, and nginx's own error pages
+ * turned into gRPC statuses.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

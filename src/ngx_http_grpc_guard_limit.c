@@ -4,6 +4,13 @@
  */
 
 
+/*
+ * The rate limiter's policy: the grpc_guard_limit keys and windows, the
+ * decision of a sliding-window check made in Redis, the blocked-until
+ * cache, the local windows and the failure modes.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

@@ -4,6 +4,14 @@
  */
 
 
+/*
+ * The module's glue: the directive table, the configuration's creation
+ * and merge (each concern merges its own part), and the access-phase
+ * pipeline that runs the stages in turn and takes them up again after
+ * an asynchronous step.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

@@ -4,6 +4,12 @@
  */
 
 
+/*
+ * What every file of the module needs: the configuration, the request
+ * context and the calls that one concern makes of another.
+ */
+
+
 #ifndef _NGX_HTTP_GRPC_GUARD_MODULE_H_INCLUDED_
 #define _NGX_HTTP_GRPC_GUARD_MODULE_H_INCLUDED_
 

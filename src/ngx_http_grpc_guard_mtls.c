@@ -4,6 +4,13 @@
  */
 
 
+/*
+ * Client certificates: what a verified certificate is, and the identity
+ * it carries (SPIFFE ID, SANs, subject, fingerprint), parsed once per
+ * connection.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

@@ -4,6 +4,13 @@
  */
 
 
+/*
+ * The Redis client of the limiter on nginx's events: the
+ * grpc_guard_redis directive, connections, pipelined commands and their
+ * replies, timeouts and the circuit breaker.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>

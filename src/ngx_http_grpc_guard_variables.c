@@ -4,6 +4,11 @@
  */
 
 
+/*
+ * The $grpc_guard_* variables, read from the request context.
+ */
+
+
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
