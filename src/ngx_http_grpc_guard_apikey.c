@@ -469,19 +469,43 @@ ngx_http_grpc_guard_api_key_find(ngx_array_t *keys, u_char *digest)
 
 
 ngx_int_t
+ngx_http_grpc_guard_api_key_strip(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_uint_t        n;
+    ngx_table_elt_t  *h;
+
+    if (glcf->forward_credentials) {
+        return NGX_OK;
+    }
+
+    for ( ;; ) {
+        h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
+                                            &glcf->api_key_header, &n);
+        if (h == NULL) {
+            return NGX_OK;
+        }
+
+        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+ngx_int_t
 ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res)
 {
-    ngx_uint_t                      n, m;
-    ngx_table_elt_t                *found, *h;
+    ngx_uint_t                      n;
+    ngx_table_elt_t                *found;
     ngx_http_grpc_guard_api_key_t  *k;
     u_char                          digest[EVP_MAX_MD_SIZE];
 
     res->message = &ngx_http_grpc_guard_api_key_message;
 
-    found = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
-                                            &glcf->api_key_header, &n);
+    found = ngx_http_grpc_guard_credential(r, ctx, &glcf->api_key_header, &n);
 
     if (n == 0) {
         res->reason = "api_key_missing";
@@ -490,26 +514,14 @@ ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
 
     res->presented = 1;
 
-    if (!glcf->forward_credentials) {
+    /*
+     * the keys the guard consumes are not sent upstream, a repeated one
+     * neither, whatever the outcome: another method may still let the
+     * call through
+     */
 
-        /*
-         * the keys the guard consumes are not sent upstream, a repeated
-         * one neither, whatever the outcome: another method may still
-         * let the call through; the removed elements stay readable
-         */
-
-        for (h = found;
-             h;
-             h = ngx_http_grpc_guard_find_header(&r->headers_in.headers,
-                                                 &glcf->api_key_header, &m))
-        {
-            if (ngx_http_grpc_guard_remove_header(&r->headers_in.headers, h,
-                                                  r->pool)
-                == NGX_ERROR)
-            {
-                return NGX_ERROR;
-            }
-        }
+    if (ngx_http_grpc_guard_api_key_strip(r, glcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if (n > 1) {

@@ -277,7 +277,7 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         ngx_memzero(tmp, sizeof(ngx_http_grpc_guard_ctx_t));
         tmp->call.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
         tmp->call.limit_remaining = -1;
-        tmp->call.grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
+        tmp->call.grpc = ngx_http_grpc_guard_is_grpc(r);
         ngx_http_grpc_guard_raw_path(r, &tmp->call.path);
 
         ctx = tmp;
@@ -385,11 +385,16 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
            + ngx_min(ctx->call.fingerprint.len,
                      NGX_HTTP_GRPC_GUARD_AUDIT_MAX_SHORT);
 
-    if (ctx->call.grpc) {
-        rec->grpc_status = ngx_http_grpc_guard_final_status(r, ctx,
-                                                            &rec->source);
+    rec->grpc_status = ngx_http_grpc_guard_final_status(r, ctx, &rec->source);
 
-    } else {
+    if (!ctx->call.grpc
+        && rec->source == NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED)
+    {
+        /*
+         * another content type: a status only where one was given, by
+         * the guard's refusal or by an upstream that answered as gRPC
+         */
+
         rec->grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
     }
 

@@ -19,6 +19,15 @@
 #include "ngx_http_grpc_guard_module.h"
 
 
+/*
+ * what limit_req and limit_conn leave in r->main->limit_req_status and
+ * limit_conn_status ($limit_req_status, $limit_conn_status) on a refusal
+ */
+
+#define NGX_HTTP_GRPC_GUARD_LIMIT_REQ_REJECTED   3
+#define NGX_HTTP_GRPC_GUARD_LIMIT_CONN_REJECTED  2
+
+
 typedef struct {
     ngx_uint_t                  status;
     ngx_uint_t                  http_status;
@@ -26,6 +35,9 @@ typedef struct {
 } ngx_http_grpc_guard_reply_t;
 
 
+static ngx_int_t ngx_http_grpc_guard_sent_path(ngx_http_request_t *r,
+    ngx_str_t *path);
+static void ngx_http_grpc_guard_trim_path(ngx_str_t *path);
 static ngx_int_t ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *path);
 static ngx_int_t ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
@@ -38,7 +50,7 @@ static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
 static ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
     ngx_str_t *method);
 static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *message);
+    ngx_http_grpc_guard_call_t *call, ngx_uint_t status, ngx_str_t *message);
 static ngx_int_t ngx_http_grpc_guard_add_headers(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
@@ -93,8 +105,14 @@ static ngx_str_t  ngx_http_grpc_guard_grpc_timeout = ngx_string("grpc-timeout");
 static ngx_str_t  ngx_http_grpc_guard_grpc_status = ngx_string("grpc-status");
 static ngx_str_t  ngx_http_grpc_guard_grpc_message =
     ngx_string("grpc-message");
-static ngx_str_t  ngx_http_grpc_guard_content_type =
-    ngx_string("application/grpc");
+/* the reply's content type, by what the call is */
+
+static ngx_str_t  ngx_http_grpc_guard_content_types[] = {
+    ngx_string("application/grpc"),
+    ngx_string("application/grpc"),
+    ngx_string("application/grpc-web+proto"),
+    ngx_string("application/grpc-web-text+proto")
+};
 
 static ngx_str_t  ngx_http_grpc_guard_www_auth =
     ngx_string("WWW-Authenticate");
@@ -116,49 +134,138 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
-ngx_int_t
+ngx_uint_t
 ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r)
 {
-    u_char      c;
+    u_char      c, *p;
+    size_t      len;
     ngx_str_t  *ct;
+    ngx_uint_t  kind;
+
+    /*
+     * "application/grpc", "application/grpc-web" or
+     * "application/grpc-web-text", each alone or followed by "+proto",
+     * ";charset=..." and the like
+     */
 
     if (r->headers_in.content_type == NULL) {
-        return 0;
+        return NGX_HTTP_GRPC_GUARD_NOT_GRPC;
     }
 
     ct = &r->headers_in.content_type->value;
 
-    if (ct->len < sizeof("application/grpc") - 1
-        || ngx_strncasecmp(ct->data, (u_char *) "application/grpc",
-                           sizeof("application/grpc") - 1)
-           != 0)
+    len = sizeof("application/grpc") - 1;
+
+    if (ct->len < len
+        || ngx_strncasecmp(ct->data, (u_char *) "application/grpc", len) != 0)
     {
-        return 0;
+        return NGX_HTTP_GRPC_GUARD_NOT_GRPC;
     }
 
-    if (ct->len == sizeof("application/grpc") - 1) {
-        return 1;
+    p = ct->data + len;
+    kind = NGX_HTTP_GRPC_GUARD_GRPC;
+
+    if (ct->len - len >= sizeof("-web") - 1
+        && ngx_strncasecmp(p, (u_char *) "-web", sizeof("-web") - 1) == 0)
+    {
+        len += sizeof("-web") - 1;
+        p += sizeof("-web") - 1;
+        kind = NGX_HTTP_GRPC_GUARD_GRPC_WEB;
+
+        if (ct->len - len >= sizeof("-text") - 1
+            && ngx_strncasecmp(p, (u_char *) "-text", sizeof("-text") - 1)
+               == 0)
+        {
+            len += sizeof("-text") - 1;
+            kind = NGX_HTTP_GRPC_GUARD_GRPC_WEB_TEXT;
+        }
     }
 
-    /* "application/grpc+proto", "application/grpc;charset=..." */
+    if (ct->len == len) {
+        return kind;
+    }
 
-    c = ct->data[sizeof("application/grpc") - 1];
+    c = ct->data[len];
 
-    return (c == '+' || c == ';' || c == ' ');
+    if (c == '+' || c == ';' || c == ' ') {
+        return kind;
+    }
+
+    return NGX_HTTP_GRPC_GUARD_NOT_GRPC;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_sent_path(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char     *p;
+    uintptr_t   escape;
+
+    /*
+     * the :path grpc_pass sends: the client's own, unless a rewrite or an
+     * internal redirect changed $uri, which is then sent escaped and with
+     * its arguments
+     */
+
+    if (r->valid_unparsed_uri) {
+        *path = r->unparsed_uri;
+        return NGX_OK;
+    }
+
+    escape = 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
+                                NGX_ESCAPE_URI);
+
+    if (escape == 0 && r->args.len == 0) {
+        *path = r->uri;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, r->uri.len + escape + 1 + r->args.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    path->data = p;
+
+    if (escape) {
+        p = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
+                                      NGX_ESCAPE_URI);
+
+    } else {
+        p = ngx_copy(p, r->uri.data, r->uri.len);
+    }
+
+    if (r->args.len) {
+        *p++ = '?';
+        p = ngx_copy(p, r->args.data, r->args.len);
+    }
+
+    path->len = p - path->data;
+
+    return NGX_OK;
 }
 
 
 void
 ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path)
 {
+    if (ngx_http_grpc_guard_sent_path(r, path) != NGX_OK) {
+        *path = r->uri;
+    }
+
+    ngx_http_grpc_guard_trim_path(path);
+}
+
+
+static void
+ngx_http_grpc_guard_trim_path(ngx_str_t *path)
+{
     u_char  *q;
 
     /*
-     * the raw :path as records and logs show it: without a query, which
+     * the :path as records and logs show it: without a query, which
      * may carry a credential (?access_token=...), and at most 1 KiB
      */
-
-    *path = r->unparsed_uri;
 
     if (path->len == 0) {
 
@@ -183,19 +290,27 @@ ngx_int_t
 ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
-    ctx->call.grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
+    ngx_str_t  path;
 
-    ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
+    ctx->call.grpc = ngx_http_grpc_guard_is_grpc(r);
 
     /*
      * nginx matches locations on the normalized $uri but forwards the
-     * raw :path upstream, so the method is taken from the raw path
-     * and anything that is not "/<service>/<method>" in canonical
-     * form is refused before any rule could be looked at
+     * raw :path upstream (or, after a rewrite, $uri escaped), so the
+     * method is taken from what will be sent, and anything that is not
+     * "/<service>/<method>" in canonical form is refused before any
+     * rule could be looked at
      */
 
-    if (r->unparsed_uri.len > NGX_HTTP_GRPC_GUARD_MAX_PATH
-        || ngx_http_grpc_guard_parse_path(ctx, &r->unparsed_uri) != NGX_OK)
+    if (ngx_http_grpc_guard_sent_path(r, &path) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->call.path = path;
+    ngx_http_grpc_guard_trim_path(&ctx->call.path);
+
+    if (path.len > NGX_HTTP_GRPC_GUARD_MAX_PATH
+        || ngx_http_grpc_guard_parse_path(ctx, &path) != NGX_OK)
     {
         return ngx_http_grpc_guard_refuse(r, ctx,
                                           NGX_HTTP_GRPC_GUARD_UNIMPLEMENTED,
@@ -225,11 +340,9 @@ ngx_http_grpc_guard_classify(ngx_http_request_t *r,
                                           "reflection_disabled");
     }
 
-    if (ctx->call.grpc) {
-        return ngx_http_grpc_guard_check_deadline(r, glcf, ctx);
-    }
+    /* whatever the content type: backends may take any as gRPC */
 
-    return NGX_DECLINED;
+    return ngx_http_grpc_guard_check_deadline(r, glcf, ctx);
 }
 
 
@@ -558,7 +671,8 @@ ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
 
     message = ctx->call.message ? ctx->call.message : &reply->message;
 
-    if (ngx_http_grpc_guard_set_trailers_only(r, ctx->call.grpc_status, message)
+    if (ngx_http_grpc_guard_set_trailers_only(r, &ctx->call,
+                                              ctx->call.grpc_status, message)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -631,7 +745,7 @@ ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *message)
+    ngx_http_grpc_guard_call_t *call, ngx_uint_t status, ngx_str_t *message)
 {
     u_char     *p;
     ngx_str_t   value, *encoded;
@@ -652,13 +766,21 @@ ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.status_line.len = 0;
 
-    r->headers_out.content_type = ngx_http_grpc_guard_content_type;
-    r->headers_out.content_type_len = ngx_http_grpc_guard_content_type.len;
+    r->headers_out.content_type =
+                        ngx_http_grpc_guard_content_types[call->grpc];
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
     r->headers_out.charset.len = 0;
 
     r->headers_out.content_length = NULL;
-    r->headers_out.content_length_n = -1;
+
+    /*
+     * gRPC-Web may run over HTTP/1.1, where a reply without a length
+     * would be read until the connection closes
+     */
+
+    r->headers_out.content_length_n =
+                        (call->grpc >= NGX_HTTP_GRPC_GUARD_GRPC_WEB) ? 0 : -1;
     r->headers_out.last_modified = NULL;
     r->headers_out.last_modified_time = -1;
     r->headers_out.etag = NULL;
@@ -1206,7 +1328,7 @@ ngx_http_grpc_guard_init_filters(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 {
-    ngx_uint_t                        status, code;
+    ngx_uint_t                        status, code, kind;
     ngx_http_grpc_guard_ctx_t        *ctx;
     ngx_http_core_srv_conf_t         *cscf;
     ngx_http_grpc_guard_loc_conf_t   *glcf;
@@ -1229,7 +1351,9 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
         glcf = ngx_http_get_module_loc_conf(r, ngx_http_grpc_guard_module);
 
-        if (!ngx_http_grpc_guard_is_grpc(r)) {
+        kind = ngx_http_grpc_guard_is_grpc(r);
+
+        if (kind == NGX_HTTP_GRPC_GUARD_NOT_GRPC) {
             return ngx_http_next_header_filter(r);
         }
 
@@ -1255,7 +1379,7 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
             return NGX_ERROR;
         }
 
-        ctx->call.grpc = 1;
+        ctx->call.grpc = kind;
         ctx->conf = glcf;
         ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
 
@@ -1285,6 +1409,27 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 
 #endif
 
+    /*
+     * limit_req and limit_conn refuse with 503 (or limit_req_status):
+     * the caller is over a limit, not facing an unavailable service
+     */
+
+    if (r->main->limit_req_status == NGX_HTTP_GRPC_GUARD_LIMIT_REQ_REJECTED
+        || r->main->limit_conn_status
+           == NGX_HTTP_GRPC_GUARD_LIMIT_CONN_REJECTED)
+    {
+        code = NGX_HTTP_GRPC_GUARD_RESOURCE_EXHAUSTED;
+
+        if (ctx->call.reason.len == 0) {
+            if (r->main->limit_req_status) {
+                ngx_str_set(&ctx->call.reason, "nginx_limit_req");
+
+            } else {
+                ngx_str_set(&ctx->call.reason, "nginx_limit_conn");
+            }
+        }
+    }
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "grpc guard: http status %ui becomes grpc-status %ui",
                    status, code);
@@ -1313,7 +1458,7 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
         }
     }
 
-    if (ngx_http_grpc_guard_set_trailers_only(r, code,
+    if (ngx_http_grpc_guard_set_trailers_only(r, &ctx->call, code,
                                    &ngx_http_grpc_guard_reply(code)->message)
         != NGX_OK)
     {

@@ -215,10 +215,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
          * whatever the outcome; r->headers_in.authorization stays
          */
 
-        if (ngx_http_grpc_guard_remove_header(&r->headers_in.headers, h,
-                                              r->pool)
-            == NGX_ERROR)
-        {
+        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
             return NGX_ERROR;
         }
     }
@@ -310,6 +307,33 @@ verified:
     ctx->call.jwt = jctx;
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_strip(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
+{
+    ngx_str_t         token;
+    ngx_table_elt_t  *h;
+
+    if (glcf->forward_credentials) {
+        return NGX_OK;
+    }
+
+    /* a bearer token in "authorization"; a variable's source stays */
+
+    if (ngx_http_grpc_guard_jwt_get_token(r, &glcf->jwt, &token, &h)
+        == NGX_ERROR)
+    {
+        return NGX_ERROR;
+    }
+
+    if (h == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_grpc_guard_take_header(r, ctx, h);
 }
 
 

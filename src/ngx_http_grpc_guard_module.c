@@ -26,6 +26,9 @@ typedef struct {
 
     /* whether the location has what the method needs (keys...) */
     ngx_http_grpc_guard_configured_pt  configured;
+
+    /* takes the method's credential out of the request, unchecked */
+    ngx_http_grpc_guard_strip_pt       strip;
 } ngx_http_grpc_guard_auth_method_t;
 
 
@@ -62,17 +65,19 @@ static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
 
     { ngx_string("mtls"), NGX_HTTP_GRPC_GUARD_AUTH_MTLS,
       ngx_http_grpc_guard_mtls_authenticate,
-      ngx_http_grpc_guard_mtls_configured },
+      ngx_http_grpc_guard_mtls_configured, NULL },
 
     { ngx_string("api_key"), NGX_HTTP_GRPC_GUARD_AUTH_API_KEY,
       ngx_http_grpc_guard_api_key_authenticate,
-      ngx_http_grpc_guard_api_key_configured },
+      ngx_http_grpc_guard_api_key_configured,
+      ngx_http_grpc_guard_api_key_strip },
 
     { ngx_string("jwt"), NGX_HTTP_GRPC_GUARD_AUTH_JWT,
       ngx_http_grpc_guard_jwt_authenticate,
-      ngx_http_grpc_guard_jwt_configured },
+      ngx_http_grpc_guard_jwt_configured,
+      ngx_http_grpc_guard_jwt_strip },
 
-    { ngx_null_string, 0, NULL, NULL }
+    { ngx_null_string, 0, NULL, NULL, NULL }
 };
 
 
@@ -534,10 +539,6 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_auth_method_t  *m;
     ngx_http_grpc_guard_auth_result_t   res, failed;
 
-    if (ctx->call.public) {
-        return NGX_DECLINED;
-    }
-
     want = glcf->auth;
     optional = 0;
 
@@ -560,6 +561,29 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
         }
 
         optional = 1;
+    }
+
+    if (ctx->call.public) {
+
+        /*
+         * a public method is not authenticated, but the credentials the
+         * location would consume do not go upstream either: clients
+         * attach them to every call, health checks included
+         */
+
+        if (glcf->forward_credentials) {
+            return NGX_DECLINED;
+        }
+
+        for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
+            if ((want & m->mask) && m->strip && m->strip(r, glcf, ctx)
+                                                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_DECLINED;
     }
 
     ngx_memzero(&failed, sizeof(ngx_http_grpc_guard_auth_result_t));
@@ -686,6 +710,81 @@ ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx)
     }
 
     ctx->call.principal_kind = kinds[ctx->call.auth & 7];
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_take_header(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_table_elt_t *h)
+{
+    ngx_int_t          rc;
+    ngx_table_elt_t  **t;
+
+    /*
+     * a credential the guard consumes leaves the request sent upstream;
+     * it is kept here, so that another guarded location, after an
+     * internal redirect, still finds it
+     */
+
+    rc = ngx_http_grpc_guard_remove_header(&r->headers_in.headers, h,
+                                           r->pool);
+
+    if (rc != NGX_OK) {
+
+        /* NGX_DECLINED: taken before */
+
+        return (rc == NGX_DECLINED) ? NGX_OK : NGX_ERROR;
+    }
+
+    if (ctx->taken == NULL) {
+        ctx->taken = ngx_array_create(r->pool, 2, sizeof(ngx_table_elt_t *));
+        if (ctx->taken == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    t = ngx_array_push(ctx->taken);
+    if (t == NULL) {
+        return NGX_ERROR;
+    }
+
+    *t = h;
+
+    return NGX_OK;
+}
+
+
+ngx_table_elt_t *
+ngx_http_grpc_guard_credential(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_uint_t *count)
+{
+    ngx_uint_t         i;
+    ngx_table_elt_t   *found, **t;
+
+    /* a header of the request, or one the guard took out of it */
+
+    found = ngx_http_grpc_guard_find_header(&r->headers_in.headers, name,
+                                            count);
+
+    if (ctx->taken == NULL) {
+        return found;
+    }
+
+    t = ctx->taken->elts;
+
+    for (i = 0; i < ctx->taken->nelts; i++) {
+        if (t[i]->key.len == name->len
+            && ngx_strncasecmp(t[i]->key.data, name->data, name->len) == 0)
+        {
+            if (found == NULL) {
+                found = t[i];
+            }
+
+            (*count)++;
+        }
+    }
+
+    return found;
 }
 
 
@@ -1040,9 +1139,26 @@ ngx_http_grpc_guard_auth(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
 {
-    /* settings that need the guard, as the level itself gives them */
+    /*
+     * settings that ask for a check, as the level itself gives them: a
+     * check must not be silently left out for want of "grpc_guard on"
+     */
 
     if (conf->auth != NGX_CONF_UNSET_UINT && conf->auth != 0) {
+        return 1;
+    }
+
+    if (conf->deadline != NGX_CONF_UNSET_UINT
+        && conf->deadline != NGX_HTTP_GRPC_GUARD_DEADLINE_OFF)
+    {
+        return 1;
+    }
+
+    if (conf->public != NGX_CONF_UNSET_PTR && conf->public != NULL) {
+        return 1;
+    }
+
+    if (conf->reflection == 0 || conf->require_tls == 1) {
         return 1;
     }
 

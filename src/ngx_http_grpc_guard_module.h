@@ -65,6 +65,14 @@
 #define NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED  4
 
 
+/* what the content type says a request is */
+
+#define NGX_HTTP_GRPC_GUARD_NOT_GRPC            0
+#define NGX_HTTP_GRPC_GUARD_GRPC                1
+#define NGX_HTTP_GRPC_GUARD_GRPC_WEB            2
+#define NGX_HTTP_GRPC_GUARD_GRPC_WEB_TEXT       3
+
+
 /* the longest raw :path accepted as a gRPC method */
 #define NGX_HTTP_GRPC_GUARD_MAX_PATH            1024
 
@@ -259,7 +267,7 @@ typedef struct {
 
     ngx_msec_t                  timeout;    /* grpc-timeout, ms */
 
-    unsigned                    grpc:1;
+    unsigned                    grpc:2;     /* NGX_HTTP_GRPC_GUARD_GRPC... */
     unsigned                    canonical:1;
     unsigned                    public:1;
     unsigned                    has_timeout:1;
@@ -273,6 +281,9 @@ typedef struct {
 typedef struct {
     ngx_http_grpc_guard_call_t  call;
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
+
+    /* credential headers taken out of the request (ngx_table_elt_t *) */
+    ngx_array_t                *taken;
 
     unsigned                    waiting:1;  /* an asynchronous step runs */
     unsigned                    rewritten:1;    /* an nginx error page */
@@ -302,6 +313,10 @@ typedef char *(*ngx_http_grpc_guard_merge_pt)(ngx_conf_t *cf,
 typedef ngx_uint_t (*ngx_http_grpc_guard_configured_pt)(
     ngx_http_grpc_guard_loc_conf_t *glcf);
 
+/* takes an authentication method's credential out of the request */
+typedef ngx_int_t (*ngx_http_grpc_guard_strip_pt)(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+
 
 /* ngx_http_grpc_guard_module.c: the access pipeline */
 
@@ -309,12 +324,16 @@ ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_get_ctx(ngx_http_request_t *r);
 ngx_http_grpc_guard_ctx_t *ngx_http_grpc_guard_create_ctx(
     ngx_http_request_t *r);
 void ngx_http_grpc_guard_resume(ngx_http_request_t *r, ngx_int_t rc);
+ngx_int_t ngx_http_grpc_guard_take_header(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_table_elt_t *h);
+ngx_table_elt_t *ngx_http_grpc_guard_credential(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_uint_t *count);
 
 /* ngx_http_grpc_guard_grpc.c: the gRPC protocol */
 
 ngx_int_t ngx_http_grpc_guard_classify(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
-ngx_int_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
+ngx_uint_t ngx_http_grpc_guard_is_grpc(ngx_http_request_t *r);
 void ngx_http_grpc_guard_raw_path(ngx_http_request_t *r, ngx_str_t *path);
 ngx_int_t ngx_http_grpc_guard_refuse(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t status, char *reason);
@@ -354,6 +373,8 @@ void ngx_http_grpc_guard_jwt_create_conf(ngx_http_grpc_guard_jwt_conf_t *conf);
 char *ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev,
     ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_jwt_strip(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_uint_t ngx_http_grpc_guard_jwt_configured(
     ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_jwt_init_main(ngx_conf_t *cf,
@@ -388,6 +409,8 @@ char *ngx_http_grpc_guard_api_key_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_uint_t ngx_http_grpc_guard_api_key_configured(
     ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_int_t ngx_http_grpc_guard_api_key_strip(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res);
@@ -397,6 +420,8 @@ ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
 ngx_int_t ngx_http_grpc_guard_mtls_init(ngx_conf_t *cf);
 ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_peer(
     ngx_http_request_t *r);
+ngx_uint_t ngx_http_grpc_guard_mtls_trusted(ngx_http_request_t *r,
+    ngx_http_grpc_guard_peer_t *peer);
 ngx_uint_t ngx_http_grpc_guard_mtls_configured(
     ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,

@@ -36,6 +36,7 @@ static size_t ngx_http_grpc_guard_mtls_name(ASN1_IA5STRING *s,
 static ngx_int_t ngx_http_grpc_guard_mtls_fingerprint(ngx_pool_t *pool,
     X509 *cert, ngx_str_t *s);
 static ngx_int_t ngx_http_grpc_guard_mtls_verified(ngx_ssl_conn_t *ssl_conn);
+static ngx_uint_t ngx_http_grpc_guard_mtls_same(ngx_str_t *a, ngx_str_t *b);
 
 
 /* SSL ex_data slot that holds the parsed identity of a connection */
@@ -154,7 +155,7 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
 
     res->presented = 1;
 
-    if (!peer->verified) {
+    if (!ngx_http_grpc_guard_mtls_trusted(r, peer)) {
         res->reason = "mtls_untrusted";
         return NGX_DECLINED;
     }
@@ -167,6 +168,62 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
     ctx->call.peer = peer;
 
     return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_grpc_guard_mtls_trusted(ngx_http_request_t *r,
+    ngx_http_grpc_guard_peer_t *peer)
+{
+    ngx_ssl_conn_t           *ssl_conn;
+    ngx_http_ssl_srv_conf_t  *sscf, *hscf;
+
+    if (peer == NULL || !peer->verified) {
+        return 0;
+    }
+
+    /*
+     * the certificate was verified in the handshake, by the server that
+     * the client named in SNI, or by the default server of the listener
+     * when it named none; a call may then address another server by
+     * :authority: the certificate identifies nobody there unless that
+     * server checks client certificates the same way
+     */
+
+    ssl_conn = r->connection->ssl->connection;
+
+    hscf = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl_conn),
+                               ngx_ssl_server_conf_index);
+
+    sscf = ngx_http_get_module_srv_conf(r, ngx_http_ssl_module);
+
+    if (hscf == sscf) {
+        return 1;
+    }
+
+    if (hscf == NULL || sscf == NULL
+        || hscf->verify != sscf->verify
+        || hscf->verify_depth != sscf->verify_depth
+        || !ngx_http_grpc_guard_mtls_same(&hscf->client_certificate,
+                                          &sscf->client_certificate)
+        || !ngx_http_grpc_guard_mtls_same(&hscf->trusted_certificate,
+                                          &sscf->trusted_certificate)
+        || !ngx_http_grpc_guard_mtls_same(&hscf->crl, &sscf->crl))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "grpc guard: the client certificate was verified for "
+                      "another server");
+        return 0;
+    }
+
+    return 1;
+}
+
+
+static ngx_uint_t
+ngx_http_grpc_guard_mtls_same(ngx_str_t *a, ngx_str_t *b)
+{
+    return a->len == b->len && ngx_strncmp(a->data, b->data, a->len) == 0;
 }
 
 

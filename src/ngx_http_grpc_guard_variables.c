@@ -191,7 +191,7 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
 {
     u_char                     *p;
     ngx_int_t                   status;
-    ngx_uint_t                  source;
+    ngx_uint_t                  source, kind;
     ngx_http_grpc_guard_ctx_t  *ctx, tmp;
 
     r = r->main;
@@ -202,13 +202,15 @@ ngx_http_grpc_guard_status_variable(ngx_http_request_t *r,
 
         /* a location without the guard: still report gRPC calls */
 
-        if (!ngx_http_grpc_guard_is_grpc(r)) {
+        kind = ngx_http_grpc_guard_is_grpc(r);
+
+        if (kind == NGX_HTTP_GRPC_GUARD_NOT_GRPC) {
             v->not_found = 1;
             return NGX_OK;
         }
 
         ngx_memzero(&tmp, sizeof(ngx_http_grpc_guard_ctx_t));
-        tmp.call.grpc = 1;
+        tmp.call.grpc = kind;
         tmp.call.grpc_status = NGX_HTTP_GRPC_GUARD_NO_STATUS;
         ctx = &tmp;
 
@@ -241,7 +243,7 @@ ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
 
     peer = ngx_http_grpc_guard_mtls_peer(r->main);
 
-    if (peer == NULL || !peer->verified) {
+    if (!ngx_http_grpc_guard_mtls_trusted(r->main, peer)) {
         v->not_found = 1;
         return NGX_OK;
     }

@@ -209,7 +209,7 @@ x-status: 12
 
 
 === TEST 12: a non-gRPC request with a canonical path passes the edge checks
-(the deadline policy applies to gRPC calls only)
+(the deadline policy applies to every content type: this one has a deadline)
 --- config
     location / {
         grpc_guard on;
@@ -222,6 +222,8 @@ x-status: 12
 hello
 --- request
 GET /some.Page/Index
+--- more_headers
+grpc-timeout: 5S
 --- error_code: 200
 --- response_headers
 x-decision: allow

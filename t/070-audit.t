@@ -415,7 +415,7 @@ method: /test.Echo/Unary
 
 
 
-=== TEST 19: a non-gRPC request: no grpc_status, the HTTP status
+=== TEST 19: a non-gRPC request: the guard's status and the HTTP status
 --- config
     grpc_guard_audit_log logs/audit.log;
     location / {
@@ -428,6 +428,7 @@ GET /a/../b.C/D
 --- audit eval
 [base_record(method => '/a/../b.C/D', decision => 'deny',
              reason => 'path_not_canonical', http_status => 404,
+             grpc_status => 12, grpc_status_source => 'local',
              authority => 'localhost')]
 
 
