@@ -2,7 +2,7 @@
 # test backend, without any grpc_guard directive (the module may be loaded
 # through TEST_NGINX_LOAD_MODULES, but it is not turned on here).
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 # an upstream-mTLS backend: TLS with upstream-server.crt, requires a client
 # certificate signed by upstream-client-ca.crt

@@ -5,7 +5,7 @@
 # calls are authenticated as unary ones; other HTTP requests get 401 with
 # WWW-Authenticate; and no log ever holds the token.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 
 our $JwtDir = jwt_keys();

@@ -2,7 +2,7 @@
 # duplicate and expired keys refused with 16, require_tls, the header
 # removed upstream unless grpc_guard_forward_credentials on.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Digest::SHA qw(sha256_hex);
 
 our $KEYS = ">>> keys.txt\n"

@@ -2,7 +2,7 @@
 # not re-implemented.  The backend here requires and verifies a client
 # certificate; wrong CA or no client certificate fails closed with 14.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 $ENV{TEST_NGINX_MTLS_BACKEND_PORT} = start_grpc_backend(mtls => 1);
 

@@ -2,7 +2,7 @@
 # deny over allow, default deny, 16 vs 7, dry run, inheritance, streaming,
 # public methods, nginx -t errors, $grpc_guard_rule.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 use Digest::SHA qw(sha256_hex);

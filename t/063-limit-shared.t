@@ -3,7 +3,7 @@
 # the blocked-until cache survives a reload; "nginx -s reload" during
 # traffic loses no call and leaves no socket behind.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";

@@ -4,7 +4,7 @@
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 
 our $GP = $ENV{TEST_NGINX_GRPC_PORT};
