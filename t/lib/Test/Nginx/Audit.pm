@@ -159,21 +159,21 @@ sub run_audit_tests {
     my $started;
     push @Test::Nginx::Socket::Grpc::BeforeBlock, sub {
         my ($block) = @_;
-        my $file = audit_path($block->audit_file);
-        my $restart = defined $block->config || defined $block->http_config
-            || defined $block->main_config || defined $block->user_files
+        my $file = audit_path(scalar($block->audit_file));
+        my $restart = defined scalar($block->config) || defined scalar($block->http_config)
+            || defined scalar($block->main_config) || defined scalar($block->user_files)
             || !$started;
         $started = 1;
-        if (!$restart && defined(my $pre = $block->audit_pre)) {
+        if (!$restart && defined(my $pre = scalar($block->audit_pre))) {
             $pre->($block);
         }
         $block->set_value('audit_offset', $restart ? 0 : (-s $file || 0));
     };
     Test::Nginx::Socket::add_test_cleanup_handler(sub {
         my ($block) = @_;
-        return if defined $block->must_die || defined $block->SKIP;
-        check_audit($block, audit_path($block->audit_file),
-                    $block->audit_offset);
+        return if defined scalar($block->must_die) || defined scalar($block->SKIP);
+        check_audit($block, audit_path(scalar($block->audit_file)),
+                    scalar($block->audit_offset));
     });
     Test::Nginx::Socket::run_tests();
     return;
@@ -183,20 +183,20 @@ sub check_audit {
     my ($block, $file, $off) = @_;
     my $name = $block->name;
 
-    my $exp = $block->audit;
-    my $want = $block->audit_count;
+    my $exp = scalar($block->audit);
+    my $want = scalar($block->audit_count);
     $want = scalar @$exp if !defined $want && ref $exp eq 'ARRAY';
     $want =~ s/^\s+|\s+$//g if defined $want;
 
-    if (defined(my $now = $block->audit_now)) {
+    if (defined(my $now = scalar($block->audit_now))) {
         $now =~ s/^\s+|\s+$//g;
         my ($r) = audit_records($file, $off);
         Test::More::is(scalar @$r, $now, "$name - audit records at once");
     }
-    if (defined(my $w = $block->audit_wait)) {
+    if (defined(my $w = scalar($block->audit_wait))) {
         sleep Test::Nginx::Socket::Grpc::parse_time($w);
     }
-    if (defined $block->audit_stop) {
+    if (defined scalar($block->audit_stop)) {
         Test::Nginx::Socket::Grpc::stop_nginx();
     }
 
@@ -233,11 +233,11 @@ sub check_audit {
         }
     }
 
-    if (defined(my $check = $block->audit_check)) {
+    if (defined(my $check = scalar($block->audit_check))) {
         $check->($rec, $raw, $block);
     }
 
-    if (defined(my $absent = $block->audit_absent)) {
+    if (defined(my $absent = scalar($block->audit_absent))) {
         my $errlog = Test::Nginx::Proc::read_file(
                          Test::Nginx::Socket::Grpc::error_log_file()) // '';
         my $audit = Test::Nginx::Proc::read_file($file) // '';
