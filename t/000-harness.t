@@ -200,7 +200,7 @@ method: /grpc.health.v1.Health/Check
 
 === TEST 11: TLS listener with the generated certificates (client certs)
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;

@@ -5,7 +5,7 @@
 use Test::Nginx::Socket::Grpc 'no_plan';
 
 our $TLS = <<'_EOC_';
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;

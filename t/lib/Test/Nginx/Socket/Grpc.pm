@@ -268,6 +268,22 @@ sub init {
     make_path($TmpDir);
     $Test::Nginx::Proc::TmpDir = $TmpDir;
 
+    if (!$Bundled && !$Test::Nginx::Util::UseHup && -d $ServRoot) {
+        # the real one empties its servroot and removes it before starting
+        # nginx, and bails out when something else is in it: say what
+        my @other = grep { !m{/(?:conf|logs|html|cache|\w+_temp|\w+_cache)$} }
+                    glob("$ServRoot/*");
+        if (@other) {
+            bail_out("$ServRoot holds files that are not the real "
+                . "Test::Nginx's (" . join(', ', map { basename($_) }
+                                           @other[0 .. ($#other > 4 ? 4 : $#other)])
+                . (@other > 5 ? ', ...' : '') . "), such as the per-file "
+                . "servroots of the project's minimal harness: remove it "
+                . "(make clean), or set TEST_NGINX_SERVROOT or "
+                . "TEST_NGINX_RANDOMIZE=1");
+        }
+    }
+
     if (!$Bundled) {
         # what the project's files expect of the nginx and the client,
         # where the real Test::Nginx differs: a master process (reloads),
