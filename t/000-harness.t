@@ -282,12 +282,12 @@ connect() failed (111
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- grpc_call eval
-["method: /pkg.Svc/Slow\ntimeout: 0.3\nmetadata: x-test-sleep: 2",
- "method: /pkg.Svc/Slow\ncancel_after: 0.3\nmetadata: x-test-sleep: 2"]
+["method: /pkg.Svc/Slow\ntimeout: 1\nmetadata: x-test-sleep: 3",
+ "method: /pkg.Svc/Slow\ncancel_after: 1\nmetadata: x-test-sleep: 3"]
 --- grpc_status eval
 [4, 1]
 --- upstream_timeout eval
-["0 0.3", "none"]
+["0 1", "none"]
 
 
 
