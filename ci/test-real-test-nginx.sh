@@ -45,12 +45,14 @@ if [ -n "$missing" ]; then
         echo "test-real-test-nginx: not root; install:$missing" >&2
         exit 2
     fi
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends $missing; } \
-        >/dev/null || {
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086  # one word per package
+    if ! { apt-get update -qq &&
+           apt-get install -y -qq --no-install-recommends $missing; } \
+           >/dev/null; then
         echo "test-real-test-nginx: apt-get install$missing failed" >&2
         exit 2
-    }
+    fi
 fi
 
 PERL5LIB="$root/t/lib${PERL5LIB:+:$PERL5LIB}"
