@@ -1,5 +1,9 @@
 #!/bin/sh
-# Runs the test suite with the project's Test::Nginx::Socket (t/lib).
+# Runs the test suite: Test::Nginx::Socket::Grpc (t/lib) on the project's
+# minimal Test::Nginx::Socket (t/lib/fallback), or on a real Test::Nginx
+# when perl finds one (then each test file gets its own port and servroot:
+# TEST_NGINX_RANDOMIZE=1).  ci/test-real-test-nginx.sh runs it on a given
+# checkout of the real one.
 #
 #   ci/test.sh                     prove -j$PROVE_JOBS -r t/
 #   ci/test.sh t/010-path.t ...    prove -j$PROVE_JOBS <args>  (any prove args)
@@ -23,6 +27,8 @@ export PERL5LIB
 
 : "${TEST_NGINX_BINARY:=/usr/sbin/nginx}"
 export TEST_NGINX_BINARY
+: "${TEST_NGINX_RANDOMIZE:=1}"
+export TEST_NGINX_RANDOMIZE
 
 if [ -z "${TEST_NGINX_LOAD_MODULES+x}" ]; then
     if [ -f "$root/objs/ngx_http_grpc_guard_module.so" ]; then

@@ -2,7 +2,7 @@
 # test backend, without any grpc_guard directive (the module may be loaded
 # through TEST_NGINX_LOAD_MODULES, but it is not turned on here).
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 # an upstream-mTLS backend: TLS with upstream-server.crt, requires a client
 # certificate signed by upstream-client-ca.crt
@@ -200,7 +200,7 @@ method: /grpc.health.v1.Health/Check
 
 === TEST 11: TLS listener with the generated certificates (client certs)
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
@@ -282,12 +282,12 @@ connect() failed (111
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- grpc_call eval
-["method: /pkg.Svc/Slow\ntimeout: 0.3\nmetadata: x-test-sleep: 2",
- "method: /pkg.Svc/Slow\ncancel_after: 0.3\nmetadata: x-test-sleep: 2"]
+["method: /pkg.Svc/Slow\ntimeout: 1\nmetadata: x-test-sleep: 3",
+ "method: /pkg.Svc/Slow\ncancel_after: 1\nmetadata: x-test-sleep: 3"]
 --- grpc_status eval
 [4, 1]
 --- upstream_timeout eval
-["0 0.3", "none"]
+["0 1", "none"]
 
 
 

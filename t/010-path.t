@@ -3,7 +3,7 @@
 # "/<service>/<method>" in canonical form is refused with 12 before anything
 # else and never reaches the upstream.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 no_shuffle();
 no_root_location();

@@ -1,7 +1,7 @@
 # Reflection is refused with 12 unless grpc_guard_reflection on; public
 # methods are marked and still get the path and deadline checks.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 no_shuffle();
 no_root_location();

@@ -2,7 +2,7 @@
 # units H M S m u n); required/optional, default= added, max= lowered in the
 # request sent upstream, malformed values refused with 3.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 no_shuffle();
 no_root_location();

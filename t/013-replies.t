@@ -2,7 +2,7 @@
 # equivalent; nginx's own error pages for gRPC calls become gRPC statuses;
 # the decision record survives internal redirects.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 no_shuffle();
 no_root_location();

@@ -6,7 +6,7 @@
 # 8, and a client certificate verified for another server identifies
 # nobody.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use Digest::SHA qw(sha256_hex);
@@ -337,7 +337,8 @@ reason=nginx_limit_req status=8
 === TEST 13: the default server of a listener: its own client certificate check
 --- http_config
     server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
         server_name default.example;
         ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
         ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
@@ -349,7 +350,8 @@ reason=nginx_limit_req status=8
         }
     }
     server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
         server_name other.example;
         ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
         ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
@@ -382,7 +384,8 @@ verified for another server
 (no SNI: the handshake was the default server's, the call names another)
 --- http_config
     server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
         server_name default.example;
         ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
         ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
@@ -394,7 +397,8 @@ verified for another server
         }
     }
     server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
         server_name other.example;
         ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
         ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;

@@ -7,7 +7,7 @@
 # cryptography) in servroot/jwt; tokens whose validity depends on the clock
 # are made in the block's "init", right before its calls.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 

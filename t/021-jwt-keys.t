@@ -3,7 +3,7 @@
 # bound to the algorithms its type allows (and to its own "alg"); bad key
 # files stop `nginx -t` with a message that names the file.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 

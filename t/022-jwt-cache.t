@@ -9,7 +9,7 @@
 # Blocks run in order: some of them reuse the nginx of the block before
 # (no config of their own) to see what that one cached.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 use Time::HiRes ();

@@ -5,7 +5,7 @@
 # calls are authenticated as unary ones; other HTTP requests get 401 with
 # WWW-Authenticate; and no log ever holds the token.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 
 our $JwtDir = jwt_keys();
@@ -78,7 +78,7 @@ refused "/test.Echo/Unary" with 16: jwt_missing
 
 === TEST 3: over TLS the same token passes
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     location /test.Echo/ {

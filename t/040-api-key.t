@@ -2,7 +2,7 @@
 # duplicate and expired keys refused with 16, require_tls, the header
 # removed upstream unless grpc_guard_forward_credentials on.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Digest::SHA qw(sha256_hex);
 
 our $KEYS = ">>> keys.txt\n"
@@ -167,7 +167,7 @@ tls_required
 === TEST 8: require_tls on: the same key over TLS passes
 --- user_files eval: $::KEYS
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     location / {

@@ -2,10 +2,10 @@
 # mtls, a call without a verified certificate gets 16; identities from
 # SPIFFE/URI SANs, DNS SANs, subject and fingerprint.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 our $TLS = <<'_EOC_';
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
@@ -62,7 +62,7 @@ __DATA__
 x-uri-san: spiffe://example.org/ns/default/sa/web https://web.example.org/
 x-dns-san: client.example.org
 x-subject: CN=web,O=Example
-x-fingerprint: " . Test::Nginx::Socket::cert_fingerprint('client-spiffe.crt') . "
+x-fingerprint: " . Test::Nginx::Socket::Grpc::cert_fingerprint('client-spiffe.crt') . "
 x-principal: spiffe://example.org/ns/default/sa/web
 x-auth: mtls"
 
@@ -233,10 +233,10 @@ mtls_no_tls
 --- init
 my $d = $ENV{TEST_NGINX_CERT_DIR};
 my $p = $ENV{TEST_NGINX_TLS_PORT};
-open my $f, '>', "$ENV{TEST_NGINX_SERVER_ROOT}/body.bin" or die;
+open my $f, '>', "$ENV{TEST_NGINX_WORK_DIR}/body.bin" or die;
 print $f "\0\0\0\0\0";
 close $f;
-my $out = `nghttp -nv --cert=$d/client-spiffe.crt --key=$d/client-spiffe.key -d $ENV{TEST_NGINX_SERVER_ROOT}/body.bin -H 'content-type: application/grpc' -H 'te: trailers' https://127.0.0.1:$p/mesh.Svc/A https://127.0.0.1:$p/mesh.Svc/B https://127.0.0.1:$p/mesh.Svc/C 2>&1`;
+my $out = `nghttp -nv --cert=$d/client-spiffe.crt --key=$d/client-spiffe.key -d $ENV{TEST_NGINX_WORK_DIR}/body.bin -H 'content-type: application/grpc' -H 'te: trailers' https://127.0.0.1:$p/mesh.Svc/A https://127.0.0.1:$p/mesh.Svc/B https://127.0.0.1:$p/mesh.Svc/C 2>&1`;
 my $n = () = $out =~ /grpc-status: 0/g;
 die "expected 3 OK replies, got $n:\n$out" unless $n == 3;
 --- grpc_call eval: main::call("client-spiffe")

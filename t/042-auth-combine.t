@@ -2,7 +2,7 @@
 # grpc_guard_auth_satisfy any; the principal and the audit record keep
 # every method that succeeded.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use Digest::SHA qw(sha256_hex);
 

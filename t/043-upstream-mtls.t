@@ -2,7 +2,7 @@
 # not re-implemented.  The backend here requires and verifies a client
 # certificate; wrong CA or no client certificate fails closed with 14.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 
 $ENV{TEST_NGINX_MTLS_BACKEND_PORT} = start_grpc_backend(mtls => 1);
 
@@ -98,7 +98,7 @@ method: /billing.Ledger/Get
 
 === TEST 5: downstream mTLS identity forwarded over upstream mTLS
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;

@@ -2,7 +2,7 @@
 # deny over allow, default deny, 16 vs 7, dry run, inheritance, streaming,
 # public methods, nginx -t errors, $grpc_guard_rule.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Jwt qw(jwt_keys tokens);
 use JSON::PP ();
 use Digest::SHA qw(sha256_hex);
@@ -333,7 +333,7 @@ grpc guard: dry run, would refuse "/s.S/Drop" with 7: acl_deny_rule, rule no-dro
 
 === TEST 13: mesh: only the billing SPIFFE ID may call /billing.*
 --- config
-    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl http2;
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
     ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
     ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
     ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;

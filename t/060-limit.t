@@ -4,7 +4,7 @@
 # errors.  Every block uses its own limit names, so counts never leak from
 # one block to another.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";

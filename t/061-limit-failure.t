@@ -3,7 +3,7 @@
 # (SIGSTOP); limiting resumes by itself when Redis comes back; a call that
 # goes away while it waits for Redis is detached safely.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";
@@ -239,7 +239,7 @@ open socket
 --- init
 is(lcall()->{code}, 0, 'a call through Redis');
 kill 'STOP', redis_pid();
-my $out = server_root() . '/f8.out';
+my $out = work_dir() . '/f8.out';
 my $spec = '{"method": "/test.Limit/Call", "host": "127.0.0.1", "port": '
            . $ENV{TEST_NGINX_SERVER_PORT} . ', "overall_timeout": 10}';
 my $client = Test::Nginx::Proc::spawn(['sh', '-c',

@@ -2,7 +2,7 @@
 # an ACL user (user=), a database (db=); wrong credentials make Redis
 # unavailable, and the failure mode applies.  Redis on a unix socket.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";
@@ -11,7 +11,7 @@ $ENV{TEST_NGINX_REDIS_PORT} = start_redis(password => 's3cret pass');
 $ENV{TEST_NGINX_ACL_REDIS_PORT} = start_redis(args => [
     '--user', 'limiter', 'on', '>acl-pw', '~*', '+@all',
     '--user', 'default', 'off']);
-$ENV{TEST_NGINX_REDIS_SOCK} = server_root() . '/redis.sock';
+$ENV{TEST_NGINX_REDIS_SOCK} = work_dir() . '/redis.sock';
 $ENV{TEST_NGINX_UNIX_REDIS_PORT} = start_redis(args => [
     '--unixsocket', $ENV{TEST_NGINX_REDIS_SOCK}, '--unixsocketperm', '700']);
 

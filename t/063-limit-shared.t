@@ -3,7 +3,7 @@
 # the blocked-until cache survives a reload; "nginx -s reload" during
 # traffic loses no call and leaves no socket behind.
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";
@@ -62,7 +62,8 @@ __DATA__
 my $second = start_extra_nginx('second', <<"_EOC_");
     grpc_guard_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT} timeout=2s;
     server {
-        listen 127.0.0.1:$ENV{TEST_NGINX_PORT2} http2;
+        listen 127.0.0.1:$ENV{TEST_NGINX_PORT2} $ENV{TEST_NGINX_LISTEN_HTTP2};
+        $ENV{TEST_NGINX_HTTP2}
         location / {
             grpc_guard_limit rate=4r/h key=\$remote_addr name=s1;
             grpc_pass grpc://127.0.0.1:$ENV{TEST_NGINX_GRPC_PORT};

@@ -2,7 +2,7 @@
 # whole window are within 10% of the limit.  The counts are read from the
 # limit's hash in Redis while the load runs (one field per window).
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 
 require "$FindBin::Bin/data/limit.pl";

@@ -3,7 +3,7 @@
 # checked in two round trips at most, one per stage.  Needs JWT
 # authentication (grpc_guard_auth jwt): skipped while the module has none.
 
-use Test::Nginx::Socket;
+use Test::Nginx::Socket::Grpc;
 use FindBin;
 use JSON::PP ();
 
@@ -11,7 +11,7 @@ require "$FindBin::Bin/data/limit.pl";
 
 # does this module know grpc_guard_auth jwt?
 {
-    my $dir = server_root() . '/probe';
+    my $dir = work_dir() . '/probe';
     system('mkdir', '-p', "$dir/logs");
     my $modules = join '', map { "load_module $_;\n" }
                            grep { length } split /\s+/,
@@ -30,7 +30,7 @@ require "$FindBin::Bin/data/limit.pl";
 plan('no_plan');
 
 our $Mkjwt = "$Test::Nginx::Grpc::LibDir/mkjwt.py";
-our $JwtDir = server_root() . '/jwt';
+our $JwtDir = work_dir() . '/jwt';
 
 system($Test::Nginx::Grpc::Python, $Mkjwt, 'keys', $JwtDir) == 0
     or BAIL_OUT("mkjwt.py keys $JwtDir failed");

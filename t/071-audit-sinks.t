@@ -3,7 +3,7 @@
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 use IO::Socket::INET;
 use IO::Select;
@@ -130,7 +130,7 @@ sub {
     ok(@$r >= 4 && @$r < 12, "some records written before exit: "
        . scalar @$r);
     like($raw, qr/\A(?:\{[^\n]*\}\n)*\z/, 'whole lines only');
-    Test::Nginx::Socket::stop_nginx();
+    stop_nginx();
     my ($all) = audit_records(audit_path());
     is(join(',', map { $_->{seq} } @$all), join(',', 1 .. 12),
        'the rest at exit, in order');
@@ -228,7 +228,7 @@ record(s) lost
 --- audit_check eval
 sub {
     my $log = Test::Nginx::Proc::read_file(
-                  $Test::Nginx::Socket::ErrLogFile);
+                  error_log_file());
     my @l = $log =~ /(audit log "\/dev\/full": \d+ record\(s\) lost, \d+)/g;
     is("@l", 'audit log "/dev/full": 1 record(s) lost, 1 '
              . 'audit log "/dev/full": 2 record(s) lost, 3',

@@ -14,7 +14,7 @@
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 
 our $NginxVersion = do {

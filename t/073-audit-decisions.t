@@ -1,7 +1,7 @@
 # The audit record's decision, reason, rule, limit and principal for an
 # allowed call, 16, 7 and 8 (identities from API keys, a Redis limit).
 
-use Test::Nginx::Socket 'no_plan';
+use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 use Digest::SHA qw(sha256_hex);
 

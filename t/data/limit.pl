@@ -81,7 +81,7 @@ sub redis_calls {
 
 sub redis_pid {
     my ($port) = @_;
-    return $Test::Nginx::Socket::RedisServers{$port // redis_port()};
+    return $Test::Nginx::Socket::Grpc::RedisServers{$port // redis_port()};
 }
 
 # the lines of an access log under servroot/logs, from line $from on
@@ -114,7 +114,7 @@ our @ExtraNginx;
 
 sub start_extra_nginx {
     my ($name, $http) = @_;
-    my $root = server_root() . "/$name";
+    my $root = work_dir() . "/$name";
     system('rm', '-rf', $root);
     mkdir $root;
     mkdir "$root/logs";
@@ -180,7 +180,7 @@ sub start_load {
         port => ($o{port} // $ENV{TEST_NGINX_SERVER_PORT}) + 0,
         rate => $o{rate} + 0, duration => $o{duration} + 0,
         method => $o{method} // '/test.Limit/Call' });
-    my $out = server_root() . "/load-$$-" . int(rand(1e9)) . '.json';
+    my $out = work_dir() . "/load-$$-" . int(rand(1e9)) . '.json';
     my $pid = Test::Nginx::Proc::spawn(
         [$Test::Nginx::Grpc::Python, "$FindBin::Bin/data/limit_load.py",
          $spec],
@@ -199,7 +199,7 @@ sub finish_load {
 # h2load against a gRPC method: returns its output
 sub h2load {
     my (%o) = @_;
-    my $body = server_root() . '/h2load-body';
+    my $body = work_dir() . '/h2load-body';
     write_file($body, "\0\0\0\0\4ping") unless -f $body;
     my @cmd = ('h2load', '-c', $o{clients} // 1, '-m', $o{streams} // 1,
                '-d', $body, '-H', 'content-type: application/grpc',

@@ -5,8 +5,7 @@ package Test::Nginx::Audit;
 # any bytes in :authority and :path, and an upstream that resets a stream
 # after its response headers.
 #
-#   use FindBin; use lib "$FindBin::Bin/lib";
-#   use Test::Nginx::Socket 'no_plan';
+#   use Test::Nginx::Socket::Grpc 'no_plan';
 #   use Test::Nginx::Audit;
 #   run_audit_tests();          # instead of run_tests()
 #
@@ -42,7 +41,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use Test::More ();
-use Test::Nginx::Socket ();
+use Test::Nginx::Socket::Grpc ();
 
 our @EXPORT = qw(run_audit_tests audit_path audit_records base_record
                  anynum is_json_number h2_raw_call start_h2_stub
@@ -54,7 +53,8 @@ sub audit_path {
     my ($f) = @_;
     $f = 'logs/audit.log' unless defined $f && length $f;
     $f =~ s/^\s+|\s+$//g;
-    return $f =~ m{^/} ? $f : "$Test::Nginx::Socket::ServRoot/$f";
+    return $f =~ m{^/} ? $f
+                       : Test::Nginx::Socket::server_root() . "/$f";
 }
 
 # (\@records, \@bad_lines, $raw) for the lines after byte $off
@@ -96,7 +96,7 @@ sub base_record {
         ts => qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/,
         pid => anynum(), seq => anynum(),
         request_id => qr/^[0-9a-f]{32}$/,
-        authority => "127.0.0.1:$Test::Nginx::Socket::ServerPort",
+        authority => "127.0.0.1:$Test::Nginx::Socket::Grpc::ServerPort",
         peer => qr/^127\.0\.0\.1:\d+$/,
         duration_ms => anynum(), bytes_in => anynum(),
         bytes_out => anynum(),
@@ -152,27 +152,30 @@ sub _show {
     return JSON::PP->new->canonical->allow_nonref->encode($v);
 }
 
+# run_tests() with the audit checks: where each block's records start is
+# taken right before the block runs, after every preprocessor; the checks
+# run after the block (Test::Nginx's test cleanup handlers)
 sub run_audit_tests {
-    Test::Nginx::Socket::init();
-    my @blocks = Test::Nginx::Socket::blocks();
-    for my $block (@blocks) {
-        for my $hdl (@Test::Nginx::Socket::BlockPreprocessors) {
-            $hdl->($block);
-        }
-        $block->set_value('name', $0 . ' ' . $block->name);
-        my $file = audit_path($block->audit_file);
-        my $restart = defined $block->config || defined $block->http_config
-            || defined $block->main_config || defined $block->user_files
-            || !$Test::Nginx::Socket::NginxPid;
-        if (!$restart && defined(my $pre = $block->audit_pre)) {
+    my $started;
+    push @Test::Nginx::Socket::Grpc::BeforeBlock, sub {
+        my ($block) = @_;
+        my $file = audit_path(scalar($block->audit_file));
+        my $restart = defined scalar($block->config) || defined scalar($block->http_config)
+            || defined scalar($block->main_config) || defined scalar($block->user_files)
+            || !$started;
+        $started = 1;
+        if (!$restart && defined(my $pre = scalar($block->audit_pre))) {
             $pre->($block);
         }
-        my $off = $restart ? 0 : (-s $file || 0);
-        Test::Nginx::Socket::run_test($block);
-        next if defined $block->must_die;
-        check_audit($block, $file, $off);
-    }
-    Test::Nginx::Socket::stop_nginx() unless $Test::Nginx::Socket::NoClean;
+        $block->set_value('audit_offset', $restart ? 0 : (-s $file || 0));
+    };
+    Test::Nginx::Socket::add_test_cleanup_handler(sub {
+        my ($block) = @_;
+        return if defined scalar($block->must_die) || defined scalar($block->SKIP);
+        check_audit($block, audit_path(scalar($block->audit_file)),
+                    scalar($block->audit_offset));
+    });
+    Test::Nginx::Socket::run_tests();
     return;
 }
 
@@ -180,21 +183,21 @@ sub check_audit {
     my ($block, $file, $off) = @_;
     my $name = $block->name;
 
-    my $exp = $block->audit;
-    my $want = $block->audit_count;
+    my $exp = scalar($block->audit);
+    my $want = scalar($block->audit_count);
     $want = scalar @$exp if !defined $want && ref $exp eq 'ARRAY';
     $want =~ s/^\s+|\s+$//g if defined $want;
 
-    if (defined(my $now = $block->audit_now)) {
+    if (defined(my $now = scalar($block->audit_now))) {
         $now =~ s/^\s+|\s+$//g;
         my ($r) = audit_records($file, $off);
         Test::More::is(scalar @$r, $now, "$name - audit records at once");
     }
-    if (defined(my $w = $block->audit_wait)) {
-        sleep Test::Nginx::Socket::parse_time($w);
+    if (defined(my $w = scalar($block->audit_wait))) {
+        sleep Test::Nginx::Socket::Grpc::parse_time($w);
     }
-    if (defined $block->audit_stop) {
-        Test::Nginx::Socket::stop_nginx();
+    if (defined scalar($block->audit_stop)) {
+        Test::Nginx::Socket::Grpc::stop_nginx();
     }
 
     # the log phase of a cancelled call may come a little after the client
@@ -230,13 +233,13 @@ sub check_audit {
         }
     }
 
-    if (defined(my $check = $block->audit_check)) {
+    if (defined(my $check = scalar($block->audit_check))) {
         $check->($rec, $raw, $block);
     }
 
-    if (defined(my $absent = $block->audit_absent)) {
+    if (defined(my $absent = scalar($block->audit_absent))) {
         my $errlog = Test::Nginx::Proc::read_file(
-                         $Test::Nginx::Socket::ErrLogFile) // '';
+                         Test::Nginx::Socket::Grpc::error_log_file()) // '';
         my $audit = Test::Nginx::Proc::read_file($file) // '';
         for my $s (grep { length } split /\n/, $absent) {
             Test::More::ok(index($audit, $s) < 0,

@@ -29,7 +29,7 @@ my $Dir;
 # jwt_keys() -> the directory of the keys (made once; kept when present)
 sub jwt_keys {
     return $Dir if defined $Dir;
-    my $dir = "$ENV{TEST_NGINX_SERVER_ROOT}/jwt";
+    my $dir = "$ENV{TEST_NGINX_WORK_DIR}/jwt";
     system('/usr/bin/python3', $Mkjwt, 'keys', $dir) == 0
         or Test::More::BAIL_OUT("mkjwt.py keys $dir failed");
     $ENV{TEST_NGINX_JWT_DIR} = $dir;

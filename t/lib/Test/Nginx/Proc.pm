@@ -14,7 +14,7 @@ use Time::HiRes qw(sleep time);
 use Exporter 'import';
 
 our @EXPORT_OK = qw(run_cmd spawn stop_process is_alive free_port
-                    shell_quote read_file write_file);
+                    shell_quote read_file write_file nginx_version);
 
 our $TmpDir;    # where run_cmd keeps its stdin/stdout/stderr files
 our %Running;   # pid => 1 while run_cmd waits for it
@@ -222,6 +222,22 @@ sub free_port {
         return $port;
     }
     die "cannot find a free port on 127.0.0.1\n";
+}
+
+my %NginxVersion;
+
+# nginx_version($binary) -> (major, minor, patch) from `$binary -v`, once
+# per binary; () when it cannot be told
+sub nginx_version {
+    my ($bin) = @_;
+    $bin = 'nginx' unless defined $bin && length $bin;
+    if (!$NginxVersion{$bin}) {
+        my $r = run_cmd([$bin, '-v'], timeout => 30);
+        my $out = ($r->{err} // '') . ($r->{out} // '');
+        $NginxVersion{$bin} = $out =~ m{nginx/(\d+)\.(\d+)\.(\d+)}
+                              ? [$1, $2, $3] : [];
+    }
+    return @{ $NginxVersion{$bin} };
 }
 
 1;
