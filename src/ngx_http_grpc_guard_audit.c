@@ -132,6 +132,8 @@ static void ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
 static void ngx_http_grpc_guard_audit_emit(ngx_http_request_t *r,
     ngx_http_grpc_guard_audit_rec_t *rec,
     ngx_http_grpc_guard_audit_sink_t *sink);
+static ngx_uint_t ngx_http_grpc_guard_audit_bad_request(
+    ngx_http_request_t *r);
 static void ngx_http_grpc_guard_audit_request_id(
     ngx_http_grpc_guard_audit_t *audit, u_char *id);
 static u_char *ngx_http_grpc_guard_audit_record(u_char *p,
@@ -282,6 +284,22 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         tmp->call.grpc = ngx_http_grpc_guard_is_grpc(r) ? 1 : 0;
         ngx_http_grpc_guard_raw_path(r, &tmp->call.path);
 
+        if ((glcf->enable || tmp->call.grpc)
+            && ngx_http_grpc_guard_audit_bad_request(r))
+        {
+            /*
+             * nginx refused the request before it was complete; on a
+             * guarded server one whose content type is not known yet is
+             * a gRPC call, and its status is what the client saw
+             */
+
+            ngx_str_set(&tmp->call.reason, "bad_request");
+
+            if (r->headers_in.content_type == NULL) {
+                tmp->call.grpc = 1;
+            }
+        }
+
         ctx = tmp;
     }
 
@@ -431,6 +449,37 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
     /* an escaped byte takes at most 6: "\u001f", "\ufffd" */
 
     rec->len = n + 6 * esc;
+}
+
+
+static ngx_uint_t
+ngx_http_grpc_guard_audit_bad_request(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_V2)
+
+    ngx_uint_t  status;
+
+    if (r->stream == NULL) {
+        return 0;
+    }
+
+    /* a stream reset by nginx for a protocol error of the client */
+
+    if (r->stream->rst_sent) {
+        return 1;
+    }
+
+    /* a 400 before the request line was made: the headers were bad */
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    return status == NGX_HTTP_BAD_REQUEST && r->request_line.len == 0;
+
+#else
+
+    return 0;
+
+#endif
 }
 
 
