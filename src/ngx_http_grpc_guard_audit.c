@@ -132,6 +132,8 @@ static void ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
 static void ngx_http_grpc_guard_audit_emit(ngx_http_request_t *r,
     ngx_http_grpc_guard_audit_rec_t *rec,
     ngx_http_grpc_guard_audit_sink_t *sink);
+static ngx_uint_t ngx_http_grpc_guard_audit_bad_request(
+    ngx_http_request_t *r);
 static void ngx_http_grpc_guard_audit_request_id(
     ngx_http_grpc_guard_audit_t *audit, u_char *id);
 static u_char *ngx_http_grpc_guard_audit_record(u_char *p,
@@ -152,6 +154,8 @@ static u_char *ngx_http_grpc_guard_audit_uint(u_char *p, uint64_t n);
 static void ngx_http_grpc_guard_audit_write(
     ngx_http_grpc_guard_audit_sink_t *sink, ngx_log_t *log, u_char *buf,
     size_t len, ngx_uint_t records);
+static ngx_int_t ngx_http_grpc_guard_audit_take_back(
+    ngx_open_file_t *file, u_char *cut, size_t len);
 static void ngx_http_grpc_guard_audit_failed(
     ngx_http_grpc_guard_audit_sink_t *sink, ngx_log_t *log,
     ngx_uint_t records, ngx_err_t err);
@@ -279,6 +283,22 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
         tmp->call.limit_remaining = -1;
         tmp->call.grpc = ngx_http_grpc_guard_is_grpc(r);
         ngx_http_grpc_guard_raw_path(r, &tmp->call.path);
+
+        if ((glcf->enable || tmp->call.grpc)
+            && ngx_http_grpc_guard_audit_bad_request(r))
+        {
+            /*
+             * nginx refused the request before it was complete; on a
+             * guarded server one whose content type is not known yet is
+             * a gRPC call, and its status is what the client saw
+             */
+
+            ngx_str_set(&tmp->call.reason, "bad_request");
+
+            if (r->headers_in.content_type == NULL) {
+                tmp->call.grpc = 1;
+            }
+        }
 
         ctx = tmp;
     }
@@ -434,6 +454,37 @@ ngx_http_grpc_guard_audit_collect(ngx_http_request_t *r,
     /* an escaped byte takes at most 6: "\u001f", "\ufffd" */
 
     rec->len = n + 6 * esc;
+}
+
+
+static ngx_uint_t
+ngx_http_grpc_guard_audit_bad_request(ngx_http_request_t *r)
+{
+#if (NGX_HTTP_V2)
+
+    ngx_uint_t  status;
+
+    if (r->stream == NULL) {
+        return 0;
+    }
+
+    /* a stream reset by nginx for a protocol error of the client */
+
+    if (r->stream->rst_sent) {
+        return 1;
+    }
+
+    /* a 400 before the request line was made: the headers were bad */
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    return status == NGX_HTTP_BAD_REQUEST && r->request_line.len == 0;
+
+#else
+
+    return 0;
+
+#endif
 }
 
 
@@ -1075,8 +1126,10 @@ static void
 ngx_http_grpc_guard_audit_write(ngx_http_grpc_guard_audit_sink_t *sink,
     ngx_log_t *log, u_char *buf, size_t len, ngx_uint_t records)
 {
+    u_char    *p, *last;
     ssize_t    n;
     ngx_fd_t   fd;
+    ngx_int_t  rc;
     ngx_err_t  err;
 
     fd = sink->file->fd;
@@ -1100,21 +1153,119 @@ ngx_http_grpc_guard_audit_write(ngx_http_grpc_guard_audit_sink_t *sink,
 
     err = (n == -1) ? ngx_errno : 0;
 
-    if (n > 0 && buf[n - 1] != '\n') {
+    if (n > 0) {
 
         /*
-         * a line cut short (a full pipe, a full disk): it is ended, so
-         * that the next record is a line of its own, not glued to it
+         * a write cut short (a full disk, a file size limit, a full
+         * pipe): the whole lines written stay and are not lost; a line
+         * cut in the middle is taken back, so that the file holds whole
+         * records only and the next record is not glued to it
          */
 
-        (void) ngx_write_fd(fd, (u_char *) "\n", 1);
+        for (last = buf + n; last > buf && last[-1] != '\n'; last--) {
+            /* void */
+        }
+
+        for (p = buf; p < last; p++) {
+            if (*p == '\n') {
+                records--;
+            }
+        }
+
+        if (last != buf + n) {
+            rc = ngx_http_grpc_guard_audit_take_back(sink->file, last,
+                                                     buf + n - last);
+
+            if (rc == NGX_DECLINED || rc == NGX_ERROR) {
+
+                /* a pipe, or a file that cannot be cut: the line is ended */
+
+                (void) ngx_write_fd(fd, (u_char *) "\n", 1);
+            }
+        }
     }
 
     if (err == NGX_ENOSPC) {
         sink->disk_full_time = ngx_time();
     }
 
-    ngx_http_grpc_guard_audit_failed(sink, log, records, err);
+    if (records) {
+        ngx_http_grpc_guard_audit_failed(sink, log, records, err);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_audit_take_back(ngx_open_file_t *file, u_char *cut,
+    size_t len)
+{
+    off_t            end, off;
+    size_t           size;
+    ngx_fd_t         fd;
+    ngx_int_t        rc;
+    ngx_file_info_t  fi, rfi;
+    u_char           buf[256];
+
+    /*
+     * the file ends with the cut line unless another worker has written
+     * after it since (then the line is glued to that worker's record,
+     * and NGX_BUSY says that nothing can be done): the end of the file
+     * is compared with the line, which must start after a "\n", before
+     * the file is truncated to the line's start; the file is open for
+     * writing only, so it is read through a descriptor of its own
+     */
+
+    if (ngx_fd_info(file->fd, &fi) == NGX_FILE_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (!ngx_is_file(&fi)) {
+        return NGX_DECLINED;
+    }
+
+    fd = ngx_open_file(file->name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_BUSY;
+
+    if (ngx_fd_info(fd, &rfi) == NGX_FILE_ERROR
+        || ngx_file_uniq(&rfi) != ngx_file_uniq(&fi)
+        || rfi.st_dev != fi.st_dev)
+    {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    end = ngx_file_size(&fi) - (off_t) len;
+
+    if (end < 0) {
+        goto done;
+    }
+
+    if (end > 0 && (pread(fd, buf, 1, end - 1) != 1 || buf[0] != '\n')) {
+        goto done;
+    }
+
+    for (off = 0; off < (off_t) len; off += size) {
+        size = ngx_min(len - (size_t) off, sizeof(buf));
+
+        if (pread(fd, buf, size, end + off) != (ssize_t) size
+            || ngx_memcmp(buf, cut + off, size) != 0)
+        {
+            goto done;
+        }
+    }
+
+    rc = (ftruncate(file->fd, end) == 0) ? NGX_OK : NGX_ERROR;
+
+done:
+
+    (void) ngx_close_file(fd);
+
+    return rc;
 }
 
 

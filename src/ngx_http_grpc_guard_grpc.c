@@ -992,6 +992,20 @@ ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
 
     status = r->headers_out.status;
 
+#if (NGX_HTTP_V2)
+
+    /*
+     * nginx reset the stream itself, for a protocol error of the client
+     * (bad bytes in a header, flow control): gRPC clients read that
+     * RST_STREAM as INTERNAL; it is not a cancel, though it sets c->error
+     */
+
+    if (r->stream && r->stream->rst_sent) {
+        return NGX_HTTP_GRPC_GUARD_INTERNAL;
+    }
+
+#endif
+
     /*
      * the client went away before the call ended: RST_STREAM or a
      * closed connection set c->error (an upstream failure does not),

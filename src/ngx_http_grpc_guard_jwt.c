@@ -69,6 +69,9 @@ static char *ngx_http_grpc_guard_jwt_check_claims(
     ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list,
     json_t *value);
+static ngx_int_t ngx_http_grpc_guard_jwt_lookup(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
+    ngx_str_t *value);
 static json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
 static ngx_int_t ngx_http_grpc_guard_jwt_json_match(json_t *v,
@@ -1345,6 +1348,42 @@ ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list, json_t *value)
 
 ngx_int_t
 ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
+    ngx_str_t *value)
+{
+    u_char     *p, *last;
+    ngx_int_t   rc;
+
+    rc = ngx_http_grpc_guard_jwt_lookup(r, ctx, header, name, value);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /*
+     * the value goes into request headers and text logs: one with a
+     * control character is taken as absent; the line logged names the
+     * claim, never its value
+     */
+
+    last = value->data + value->len;
+
+    for (p = value->data; p < last; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "grpc guard: JWT %s \"%V\" holds a control "
+                          "character, taken as empty",
+                          header ? "header member" : "claim", name);
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_lookup(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
     ngx_str_t *value)
 {

@@ -43,7 +43,10 @@
 /* at most this many limits in one location: one script call checks them */
 #define NGX_HTTP_GRPC_GUARD_LIMIT_MAX           16
 
-/* longer key values are replaced by their SHA-1 */
+/*
+ * longer key values (escaped, with their method, service or location)
+ * are replaced by "#" and their SHA-1
+ */
 #define NGX_HTTP_GRPC_GUARD_LIMIT_MAX_VALUE     256
 
 #define NGX_HTTP_GRPC_GUARD_LIMIT_IDLE          0
@@ -405,12 +408,14 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_limit_t *limit,
     ngx_str_t *value, ngx_str_t *key)
 {
+    u_char                     c, *p, *suffix;
     size_t                     len;
-    u_char                    *p;
     ngx_str_t                 *per;
+    ngx_uint_t                 i, n;
     ngx_sha1_t                 sha1;
     ngx_http_core_loc_conf_t  *clcf;
     u_char                     digest[20];
+    static u_char              hex[] = "0123456789abcdef";
 
     switch (limit->per) {
 
@@ -431,48 +436,62 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
         per = NULL;
     }
 
-    len = value->len + (per ? 1 + per->len : 0);
+    /*
+     * the value is stored with "%", "#" and ":" escaped: without a per=
+     * part the raw form never holds a "#", with one it holds a ":" (the
+     * first one ends the value), and the hashed form, "#" and 40 hex
+     * digits, has no ":", so no raw value names a hashed counter
+     */
 
-    if (len > NGX_HTTP_GRPC_GUARD_LIMIT_MAX_VALUE) {
+    n = 0;
 
-        /* long values are named by their digest: Redis keys stay small */
-
-        ngx_sha1_init(&sha1);
-        ngx_sha1_update(&sha1, value->data, value->len);
-
-        if (per) {
-            ngx_sha1_update(&sha1, "\n", 1);
-            ngx_sha1_update(&sha1, per->data, per->len);
+    for (p = value->data; p < value->data + value->len; p++) {
+        if (*p == '%' || *p == '#' || *p == ':') {
+            n++;
         }
-
-        ngx_sha1_final(digest, &sha1);
-
-        p = ngx_pnalloc(r->pool, limit->prefix.len + 1 + 40);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        key->data = p;
-        p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
-        *p++ = '#';
-        p = ngx_hex_dump(p, digest, 20);
-        key->len = p - key->data;
-
-        return NGX_OK;
     }
 
-    p = ngx_pnalloc(r->pool, limit->prefix.len + len);
+    len = value->len + 2 * n + (per ? 1 + per->len : 0);
+
+    p = ngx_pnalloc(r->pool, limit->prefix.len
+                             + ngx_max(len, 1 + 2 * sizeof(digest)));
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     key->data = p;
     p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
-    p = ngx_cpymem(p, value->data, value->len);
+    suffix = p;
+
+    for (i = 0; i < value->len; i++) {
+        c = value->data[i];
+
+        if (c == '%' || c == '#' || c == ':') {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+            continue;
+        }
+
+        *p++ = c;
+    }
 
     if (per) {
         *p++ = ':';
         p = ngx_cpymem(p, per->data, per->len);
+    }
+
+    if (len > NGX_HTTP_GRPC_GUARD_LIMIT_MAX_VALUE) {
+
+        /* long values are named by their digest: Redis keys stay small */
+
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, suffix, len);
+        ngx_sha1_final(digest, &sha1);
+
+        p = suffix;
+        *p++ = '#';
+        p = ngx_hex_dump(p, digest, sizeof(digest));
     }
 
     key->len = p - key->data;
