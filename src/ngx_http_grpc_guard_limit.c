@@ -1494,7 +1494,11 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
                  p < limit->name.data + limit->name.len;
                  p++)
             {
-                if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') {
+                /* ":" separates the parts of a counter's Redis key */
+
+                if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\'
+                    || *p == ':')
+                {
                     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                        "invalid limit name \"%V\"",
                                        &value[i]);

@@ -123,3 +123,17 @@ is(limit_keys('k4'),
    'the hashed keys: SHA-1 of the value, ":" and the method');
 --- no_error_log
 [error]
+
+
+
+=== TEST 5: a limit name with ":" fails nginx -t (it would split the key)
+--- http_config
+    grpc_guard_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=2s;
+--- config
+    location / {
+        grpc_guard_limit rate=1r/h key=$remote_addr name=a:1s:b;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- must_die
+--- error_log eval
+qr/invalid limit name "name=a:1s:b" in .*nginx\.conf:\d+/
