@@ -21,6 +21,38 @@ our $KEYS = ">>> keys.txt\n"
 # one gRPC message, "ping", in the gRPC (and binary gRPC-Web) framing
 our $FRAME = "\x00\x00\x00\x00\x04ping";
 
+# two servers on one TLS listener that check client certificates with
+# different CAs; the first is the listener's default server
+our $SERVERS = <<'_EOC_';
+server {
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
+        server_name default.example;
+        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
+        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
+        ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
+        ssl_verify_client optional;
+        location / {
+            grpc_guard_auth mtls;
+            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+        }
+    }
+    server {
+        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+        $TEST_NGINX_HTTP2
+        server_name other.example;
+        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
+        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
+        ssl_client_certificate $TEST_NGINX_CERT_DIR/other-ca.crt;
+        ssl_verify_client optional;
+        location / {
+            grpc_guard_auth mtls;
+            grpc_set_header x-spiffe $grpc_guard_peer_spiffe_id;
+            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+        }
+    }
+_EOC_
+
 add_block_preprocessor(sub {
     my $block = shift;
 
@@ -28,6 +60,7 @@ add_block_preprocessor(sub {
         my $v = $block->$s;
         next unless defined $v;
         $v =~ s/\@KEYFILE\@/grpc_guard_api_key_file \$TEST_NGINX_HTML_DIR\/keys.txt;/g;
+        $v =~ s/\@SERVERS\@/$::SERVERS/g;
         $block->set_value($s, $v);
     }
 });
@@ -336,33 +369,7 @@ reason=nginx_limit_req status=8
 
 === TEST 13: the default server of a listener: its own client certificate check
 --- http_config
-    server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
-        $TEST_NGINX_HTTP2
-        server_name default.example;
-        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
-        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
-        ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
-        ssl_verify_client optional;
-        location / {
-            grpc_guard_auth mtls;
-            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
-        }
-    }
-    server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
-        $TEST_NGINX_HTTP2
-        server_name other.example;
-        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
-        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
-        ssl_client_certificate $TEST_NGINX_CERT_DIR/other-ca.crt;
-        ssl_verify_client optional;
-        location / {
-            grpc_guard_auth mtls;
-            grpc_set_header x-spiffe $grpc_guard_peer_spiffe_id;
-            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
-        }
-    }
+    @SERVERS@
 --- config
 --- request_port: $TEST_NGINX_TLS_PORT
 --- curl_protocol: https
@@ -383,33 +390,7 @@ verified for another server
 === TEST 14: a certificate verified by the default server identifies nobody in another
 (no SNI: the handshake was the default server's, the call names another)
 --- http_config
-    server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
-        $TEST_NGINX_HTTP2
-        server_name default.example;
-        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
-        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
-        ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
-        ssl_verify_client optional;
-        location / {
-            grpc_guard_auth mtls;
-            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
-        }
-    }
-    server {
-        listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
-        $TEST_NGINX_HTTP2
-        server_name other.example;
-        ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
-        ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
-        ssl_client_certificate $TEST_NGINX_CERT_DIR/other-ca.crt;
-        ssl_verify_client optional;
-        location / {
-            grpc_guard_auth mtls;
-            grpc_set_header x-spiffe $grpc_guard_peer_spiffe_id;
-            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
-        }
-    }
+    @SERVERS@
 --- config
 --- request_port: $TEST_NGINX_TLS_PORT
 --- curl_protocol: https
