@@ -27,14 +27,6 @@ our $NginxVersion = do {
 our $AuthorityApart = $NginxVersion >= 1_029_001;
 our $StrictHost = $NginxVersion >= 1_029_004;
 
-sub raw {
-    my ($path, $authority, @headers) = @_;
-    my $r = h2_raw_call(port => $Test::Nginx::Socket::ServerPort,
-                        path => $path, authority => $authority,
-                        headers => \@headers);
-    return $r->{end};
-}
-
 # the JSON text of a record field must be exactly $json (escapes checked
 # in the bytes, not only in the decoded value)
 sub raw_field {
@@ -92,8 +84,8 @@ Host header of the second call.
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw('/test.Echo/Unary', "ex\x01am\xffple\x7f\"\\\x1b[31m\tq:80");
-main::raw('/test.Echo/Unary', 'localhost',
+main::h2_raw_end('/test.Echo/Unary', "ex\x01am\xffple\x7f\"\\\x1b[31m\tq:80");
+main::h2_raw_end('/test.Echo/Unary', 'localhost',
           host => "ex\x01am\xffple\x7f\"\\\x1b[31m\tq:80");
 --- audit eval
 my $bad = "ex\x01am\x{fffd}ple\x7f\"\\\x1b[31m\tq:80";
@@ -141,8 +133,8 @@ authority; the second call, with an ASCII :authority, reaches the guard.
 --- init
 my $path = "/test.Echo/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80|\xe9\x80|\xc0\xaf|"
            . "\xed\xa0\x80|\xf4\x90\x80\x80|\xc3";
-main::raw($path, "h\xc3\xa9");
-main::raw($path, 'localhost');
+main::h2_raw_end($path, "h\xc3\xa9");
+main::h2_raw_end($path, 'localhost');
 --- audit eval
 my $method = "/test.Echo/\x{e9}\x{20ac}\x{1f600}|\x{fffd}\x{fffd}|"
              . "\x{fffd}\x{fffd}|\x{fffd}\x{fffd}\x{fffd}|"
@@ -174,7 +166,7 @@ sub {
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw("/test.Echo/../x%2F\"q\\z", "localhost");
+main::h2_raw_end("/test.Echo/../x%2F\"q\\z", "localhost");
 --- audit eval
 [base_record(method => "/test.Echo/../x%2F\"q\\z", authority => 'localhost',
              decision => 'deny', reason => 'path_not_canonical',
@@ -191,7 +183,7 @@ main::raw("/test.Echo/../x%2F\"q\\z", "localhost");
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw("/test.Echo/Unary?access_token=s3cr3t-t0ken", "localhost");
+main::h2_raw_end("/test.Echo/Unary?access_token=s3cr3t-t0ken", "localhost");
 --- audit eval
 [base_record(method => "/test.Echo/Unary", authority => 'localhost',
              decision => 'deny', reason => 'path_not_canonical',
@@ -211,9 +203,9 @@ NUL, CR and LF in a header value make nginx reset the stream.
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw("/test.Echo/A\nB", 'localhost');
-main::raw('/test.Echo/Unary', "a\0b");
-main::raw("/test.Echo/A\xff\x01", 'localhost');
+main::h2_raw_end("/test.Echo/A\nB", 'localhost');
+main::h2_raw_end('/test.Echo/Unary', "a\0b");
+main::h2_raw_end("/test.Echo/A\xff\x01", 'localhost');
 --- audit_count: 3
 --- audit_check eval
 sub {
@@ -233,7 +225,7 @@ sub {
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw('/test.Echo/' . ('x' x 2000) . '/', 'a' x 300);
+main::h2_raw_end('/test.Echo/' . ('x' x 2000) . '/', 'a' x 300);
 --- audit eval
 [base_record(method => '/test.Echo/' . ('x' x 1013), authority => 'a' x 256,
              decision => 'deny', reason => 'path_not_canonical',
@@ -254,8 +246,8 @@ host, refused (400), and the record has the first one.
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw('/test.Echo/Unary', ('a' x 255) . "\xc3\xa9");
-main::raw('/test.Echo/Unary', 'localhost', host => ('a' x 255) . "\xc3\xa9");
+main::h2_raw_end('/test.Echo/Unary', ('a' x 255) . "\xc3\xa9");
+main::h2_raw_end('/test.Echo/Unary', 'localhost', host => ('a' x 255) . "\xc3\xa9");
 --- audit_count: 2
 --- audit_check eval
 sub {

@@ -10,14 +10,6 @@ use lib "$FindBin::Bin/lib";
 use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 
-sub raw {
-    my ($path, $authority, @headers) = @_;
-    my $r = h2_raw_call(port => $Test::Nginx::Socket::ServerPort,
-                        path => $path, authority => $authority,
-                        headers => \@headers);
-    return $r->{end};
-}
-
 # what every call of a block must say: grpc_status 13, synthesized,
 # reason bad_request, no decision
 sub check_bad_request {
@@ -47,9 +39,9 @@ __DATA__
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-my @end = (main::raw('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb"),
-           main::raw('/test.Echo/Unary', 'localhost', 'X-Upper' => 'v'),
-           main::raw('/test.Echo/Unary', 'localhost', 'x-bad' => "a\0b"));
+my @end = (main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb"),
+           main::h2_raw_end('/test.Echo/Unary', 'localhost', 'X-Upper' => 'v'),
+           main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\0b"));
 is("@end", 'rst rst rst', 'nginx reset the three streams');
 --- audit_check eval
 sub {
@@ -73,10 +65,10 @@ cannot parse: on a guarded server such a request is a gRPC call.
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw("/test.Echo/A\nB", 'localhost');
-main::raw("/test.Echo/A\xff\x01", 'localhost');
-main::raw('/test.Echo/A B', 'localhost');
-main::raw('/test.Echo/Unary', "a\0b");
+main::h2_raw_end("/test.Echo/A\nB", 'localhost');
+main::h2_raw_end("/test.Echo/A\xff\x01", 'localhost');
+main::h2_raw_end('/test.Echo/A B', 'localhost');
+main::h2_raw_end('/test.Echo/Unary', "a\0b");
 --- audit_check eval
 sub {
     my ($r) = @_;
@@ -96,8 +88,8 @@ the request was, and the server is not guarded: no grpc_status.
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- init
-main::raw('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb");
-main::raw('/test.Echo/Unary', "a\0b");
+main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb");
+main::h2_raw_end('/test.Echo/Unary', "a\0b");
 --- audit_check eval
 sub {
     my ($r) = @_;

@@ -44,8 +44,8 @@ use Test::More ();
 use Test::Nginx::Socket::Grpc ();
 
 our @EXPORT = qw(run_audit_tests audit_path audit_records base_record
-                 anynum is_json_number h2_raw_call start_h2_stub
-                 stop_h2_stub);
+                 anynum is_json_number h2_raw_call h2_raw_end
+                 start_h2_stub stop_h2_stub);
 
 my $JSON = JSON::PP->new->utf8;     # strict: the bytes must be UTF-8
 
@@ -302,6 +302,16 @@ sub _read_frame {
         }
     }
     return (@hdr, substr($buf, 9));
+}
+
+# h2_raw_end(PATH, AUTHORITY, HEADER => VALUE, ...): one raw call to the
+# block's nginx -> how its stream ended (as h2_raw_call's "end")
+sub h2_raw_end {
+    my ($path, $authority, @headers) = @_;
+    my $r = h2_raw_call(port => $Test::Nginx::Socket::ServerPort,
+                        path => $path, authority => $authority,
+                        headers => \@headers);
+    return $r->{end};
 }
 
 # h2_raw_call(port => P, path => BYTES, authority => BYTES,
