@@ -302,9 +302,13 @@ sub _read_frame {
 }
 
 # h2_raw_call(port => P, path => BYTES, authority => BYTES,
-#             headers => [k, v, ...], body => BYTES, timeout => S)
+#             headers => [k, v, ...], body => BYTES, timeout => S,
+#             content_type => TEXT)
 #   -> { end => how the stream ended: 'end_stream', 'rst', 'goaway',
-#        'eof' or 'timeout' }
+#        'eof' or 'timeout';
+#        frames => [[type, flags], ...] of stream 1, as received }
+# Everything, the body in one DATA frame, goes out in one write: nginx
+# has the whole body when the request runs (a buffered body).
 sub h2_raw_call {
     my (%o) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -314,7 +318,8 @@ sub h2_raw_call {
     binmode $s;
     my @h = (':method' => 'POST', ':scheme' => 'http',
              ':path' => $o{path}, ':authority' => $o{authority},
-             'content-type' => 'application/grpc', 'te' => 'trailers',
+             'content-type' => $o{content_type} // 'application/grpc',
+             'te' => 'trailers',
              @{ $o{headers} || [] });
     my $body = defined $o{body} ? $o{body} : pack('CN', 0, 4) . 'ping';
     syswrite $s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _frame(4, 0, 0, '')
@@ -322,8 +327,10 @@ sub h2_raw_call {
 
     my $until = time + ($o{timeout} || 5);
     my $end = 'timeout';
+    my @frames;
     for (;;) {
         my ($t, $f, $sid, $p) = _read_frame($s, $until);
+        push @frames, [$t, $f] if defined $t && $sid == 1;
         if (!defined $t) {
             $end = time >= $until ? 'timeout' : 'eof';
             last;
@@ -342,7 +349,7 @@ sub h2_raw_call {
         }
     }
     close $s;
-    return { end => $end };
+    return { end => $end, frames => \@frames };
 }
 
 # An HTTP/2 upstream that answers every stream with response headers and
