@@ -130,6 +130,9 @@ ngx_http_grpc_guard_message_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     if (mc->framing == NGX_HTTP_GRPC_GUARD_FRAMING_NONE) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "grpc guard: request body not framed");
+
         return ngx_http_next_request_body_filter(r, in);
     }
 

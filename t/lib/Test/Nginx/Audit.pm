@@ -303,12 +303,13 @@ sub _read_frame {
 
 # h2_raw_call(port => P, path => BYTES, authority => BYTES,
 #             headers => [k, v, ...], body => BYTES, timeout => S,
-#             content_type => TEXT)
+#             content_type => TEXT, chunks => [BYTES, ...], delay => S)
 #   -> { end => how the stream ended: 'end_stream', 'rst', 'goaway',
 #        'eof' or 'timeout';
 #        frames => [[type, flags], ...] of stream 1, as received }
-# Everything, the body in one DATA frame, goes out in one write: nginx
-# has the whole body when the request runs (a buffered body).
+# Everything, the body in one DATA frame, goes out in one write; with
+# chunks, the body goes out as one DATA frame per chunk, delay seconds
+# apart (default 0.2), and nginx reads each on its own.
 sub h2_raw_call {
     my (%o) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -322,8 +323,19 @@ sub h2_raw_call {
              'te' => 'trailers',
              @{ $o{headers} || [] });
     my $body = defined $o{body} ? $o{body} : pack('CN', 0, 4) . 'ping';
-    syswrite $s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _frame(4, 0, 0, '')
-        . _frame(1, 0x4, 1, _hpack(@h)) . _frame(0, 0x1, 1, $body);
+    my $start = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _frame(4, 0, 0, '')
+        . _frame(1, 0x4, 1, _hpack(@h));
+    if ($o{chunks}) {
+        my @c = @{ $o{chunks} };
+        local $SIG{PIPE} = 'IGNORE';
+        syswrite $s, $start;
+        for my $i (0 .. $#c) {
+            sleep(defined $o{delay} ? $o{delay} : 0.2) if $i;
+            syswrite $s, _frame(0, $i == $#c ? 0x1 : 0, 1, $c[$i]);
+        }
+    } else {
+        syswrite $s, $start . _frame(0, 0x1, 1, $body);
+    }
 
     my $until = time + ($o{timeout} || 5);
     my $end = 'timeout';
