@@ -102,6 +102,8 @@ sizes: 1000
 --- grpc_status: 0
 --- grpc_response_like: "request_bytes": 1000\b
 --- upstream_calls: 1
+--- error_log
+grpc guard: request message 1 of 1000 bytes
 --- no_error_log
 [error]
 message_too_large
@@ -115,6 +117,8 @@ sizes: 1024
 --- grpc_status: 0
 --- grpc_response_like: "request_bytes": 1024\b
 --- upstream_calls: 1
+--- error_log
+grpc guard: request message 1 of 1024 bytes
 --- no_error_log
 message_too_large
 
@@ -200,6 +204,8 @@ sub {
     my $m = main::messages($::MsgOff);
     is(main::sizes($m), '1024 0 1 1000', 'the backend received all');
 }
+--- error_log
+grpc guard: request message 4 of 1000 bytes
 --- no_error_log
 message_too_large
 
@@ -338,6 +344,7 @@ sub {
 - 0
 --- error_log
 http2 read client request body handler
+grpc guard: request message 3 of 1500 bytes
 --- no_error_log
 [error]
 message_too_large
@@ -488,6 +495,7 @@ sizes: 2000
 --- more_headers
 content-type: application/grpc-web+proto
 x-grpc-web: 1
+te: trailers
 --- error_code: 413
 --- error_log
 grpc guard: request message 2 declares 2000 bytes
@@ -501,6 +509,7 @@ grpc guard: refused "/pkg.Svc/Echo" with 8: message_too_large
 --- more_headers
 content-type: application/grpc-web
 x-grpc-web: 1
+te: trailers
 --- error_code_like: ^(?!413$)\d+$
 --- error_log
 grpc guard: request message 2 of 1000 bytes
@@ -566,6 +575,7 @@ message_malformed
 "POST /pkg.Svc/Echo\nAAAAAAF4*AAAAAA"
 --- more_headers
 content-type: application/grpc-web-text
+te: trailers
 --- error_code: 400
 --- error_log
 grpc guard: request body is not base64
