@@ -79,7 +79,7 @@ our $Waiter = <<'_EOC_';
     server {
         listen 127.0.0.1:$TEST_NGINX_PORT2;
         location / {
-            return 204;
+            return 200 ok;
         }
     }
 _EOC_
