@@ -14,17 +14,26 @@
 #   4. reads VmRSS of the worker from /proc/PID/status after the first
 #      round (the warm-up: every code path has run, pools and caches have
 #      their size) and after every later round;
-#   5. PASS when the worker is the same process at the end (no crash, no
+#   5. sends every scenario's calls, at the same concurrency, through a
+#      second nginx without the module (bare grpc_pass, every call goes
+#      to the upstream) just before the guarded one, and samples its
+#      worker after every round too: the baseline;
+#   6. PASS when the worker is the same process at the end (no crash, no
 #      respawn), every call was answered, the error log has no alert or
-#      crash, and the last RSS sample is at most SOAK_TOLERANCE_PCT (2%)
-#      above the sample after the first round.  A smaller RSS at the end is
-#      fine (freed memory going back to the system).
+#      crash, and the worker's RSS growth from the first round to the last
+#      exceeds the bare worker's (when that grew) by at most
+#      SOAK_TOLERANCE_PCT (2) points.  A smaller RSS at the end is fine
+#      (freed memory going back to the system).  nginx's own RSS moves
+#      with the number of calls in flight (by ~5% at 16), which the
+#      baseline takes out of the verdict.
 #
 # Environment (all optional):
 #   SOAK_RPCS            total calls (200000)
 #   SOAK_ROUND_RPCS      calls per round; the first round is the warm-up
 #                        (20000)
-#   SOAK_TOLERANCE_PCT   allowed RSS growth in percent (2)
+#   SOAK_TOLERANCE_PCT   allowed RSS growth in percent points over the
+#                        bare nginx's (2)
+#   SOAK_BASELINE=0      no bare nginx: the growth is judged alone
 #   SOAK_TIME_LIMIT      seconds for the whole run (900); the run fails
 #                        when it is exceeded
 #   SOAK_CLIENTS, SOAK_STREAMS   h2load -c and -m (2, 4)
@@ -36,7 +45,7 @@
 #
 # nginx loads a copy of the module (build/soak/), so a rebuild of objs/
 # during the run cannot pull the code from under the worker.  Concurrency
-# is low on purpose (2 connections x 4 streams): the worker's heap then
+# is low by default (2 connections x 4 streams): the worker's heap then
 # reaches its high-water mark within the first round.  With 64 calls in
 # flight, RSS crept up by 1-3% over 200k calls, only in the scenarios that
 # reach the upstream (grpc_pass buffers of more simultaneous upstream
@@ -57,6 +66,7 @@ module=${SOAK_MODULE:-$root/objs/ngx_http_grpc_guard_module.so}
 total=${SOAK_RPCS:-200000}
 round=${SOAK_ROUND_RPCS:-20000}
 tolerance=${SOAK_TOLERANCE_PCT:-2}
+baseline=${SOAK_BASELINE:-1}
 time_limit=${SOAK_TIME_LIMIT:-900}
 clients=${SOAK_CLIENTS:-2}
 streams=${SOAK_STREAMS:-4}
@@ -81,6 +91,9 @@ if [[ "$nginx" == */* ]]; then nginx=$(realpath "$nginx"); fi
 # scenario NAME WEIGHT BODY EXPECT PATH [HEADER...]
 #   BODY    ok: one gRPC message (5-byte frame header + 11 bytes)
 #           short: a frame header announcing 100 bytes, followed by 11
+#           big: one message of 2000 bytes (over /soak.Size/'s 1k limit)
+#           stream-big: three small messages, then one of 2000 bytes
+#           text, text-big: ok and big as grpc-web-text (base64)
 #   EXPECT  what the single nghttp check must see, alternatives separated
 #           by commas: grpc:N (HTTP 200 and grpc-status N), http:NNN (that
 #           :status and no grpc-status), reset (nginx ends the connection
@@ -147,6 +160,19 @@ scenario jwt-allowed         6 ok    grpc:0  /soak.Jwt/Read "$ct" "$te" "$to" "a
 scenario jwt-expired         3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_expired"
 scenario jwt-bad-signature   3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_badsig"
 scenario jwt-garbage         2 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer e30.e30.AAAA"
+# grpc_guard_max_message_size: 8 RESOURCE_EXHAUSTED for a message over the
+# limit (the body filter), also after earlier messages of a stream; gRPC-Web
+# (binary and base64 text) read the same way, refused with the gRPC-Web
+# form of 8
+web='content-type: application/grpc-web+proto'
+webtext='content-type: application/grpc-web-text'
+scenario size-ok             4 ok    grpc:0  /soak.Size/Call "$ct" "$te" "$to"
+scenario size-too-large      6 big   grpc:8  /soak.Size/Call "$ct" "$te" "$to"
+scenario size-stream-large   4 stream-big grpc:8 /soak.Size/Upload "$ct" "$te" "$to"
+scenario web-ok              3 ok    any     /soak.Size/Call "$web" "$te" "$to" "x-grpc-web: 1"
+scenario web-too-large       3 big   grpc:8  /soak.Size/Call "$web" "$te" "$to" "x-grpc-web: 1"
+scenario web-text-ok         2 text  any     /soak.Size/Call "$webtext" "$te" "$to" "x-grpc-web: 1"
+scenario web-text-too-large  2 text-big grpc:8 /soak.Size/Call "$webtext" "$te" "$to" "x-grpc-web: 1"
 # malformed: whatever the answer, nginx and the module must survive it
 scenario no-content-type     3 ok    any      /soak.Echo/Call "$te" "$to"
 scenario garbage-path        2 ok    http:400 '/%ZZ/..%2f%00' "$ct" "$te" "$to"
@@ -159,6 +185,12 @@ rm -rf "$dir"
 mkdir -p "$dir/conf" "$dir/logs" "$dir/body"
 printf '\x00\x00\x00\x00\x0bhello soak!' > "$dir/body/ok"
 printf '\x00\x00\x00\x00\x64hello soak!' > "$dir/body/short"
+{ printf '\x00\x00\x00\x07\xd0'; head -c 2000 /dev/zero | tr '\0' b; } \
+    > "$dir/body/big"
+cat "$dir/body/ok" "$dir/body/ok" "$dir/body/ok" "$dir/body/big" \
+    > "$dir/body/stream-big"
+base64 -w0 "$dir/body/ok" > "$dir/body/text"
+base64 -w0 "$dir/body/big" > "$dir/body/text-big"
 
 free_port() {
     "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -166,14 +198,20 @@ free_port() {
 
 pids=()
 nginx_started=""
-cleanup() {
-    if [ -n "$nginx_started" ] && [ -f "$dir/logs/nginx.pid" ]; then
-        "$nginx" -p "$dir/" -c "$dir/conf/nginx.conf" -s stop 2>/dev/null || true
+bare_started=""
+stop_nginx() {
+    # $1: prefix directory of an nginx started by this script
+    if [ -f "$1/logs/nginx.pid" ]; then
+        "$nginx" -p "$1/" -c "$1/conf/nginx.conf" -s stop 2>/dev/null || true
         for _ in $(seq 50); do
-            [ -f "$dir/logs/nginx.pid" ] || break
+            [ -f "$1/logs/nginx.pid" ] || break
             sleep 0.1
         done
     fi
+}
+cleanup() {
+    if [ -n "$nginx_started" ]; then stop_nginx "$dir"; fi
+    if [ -n "$bare_started" ]; then stop_nginx "$dir/bare"; fi
     for p in "${pids[@]}"; do
         kill "$p" 2>/dev/null || true
     done
@@ -251,6 +289,12 @@ http {
             grpc_pass grpc://soak_backend;
         }
 
+        location /soak.Size/ {
+            grpc_guard_deadline required;
+            grpc_guard_max_message_size 1k;
+            grpc_pass grpc://soak_backend;
+        }
+
         location /soak.Jwt/ {
             grpc_guard_deadline required;
             grpc_guard_auth jwt;
@@ -291,8 +335,9 @@ done
 [ -n "$master" ] || die "nginx wrote no pid file"
 
 worker_pid() {
+    # $1: master pid (default: the guarded nginx's)
     local w
-    w=$(ps -o pid= --ppid "$master" | awk 'NR == 1 { print $1 }')
+    w=$(ps -o pid= --ppid "${1:-$master}" | awk 'NR == 1 { print $1 }')
     echo "$w"
 }
 
@@ -310,6 +355,67 @@ done
 
 log "nginx $("$nginx" -v 2>&1 | sed 's/.*: //'), module $module_src"
 log "master $master, worker $worker, port $port; backend $backend_bin on port $backend_port"
+
+# the baseline: nginx without the module, bare grpc_pass, same upstream
+bare_port="" bare_worker="" bare_master=""
+if [ "$baseline" = 1 ]; then
+    bare_port=$(free_port)
+    mkdir -p "$dir/bare/conf" "$dir/bare/logs" "$dir/bare/tmp"
+    cat > "$dir/bare/conf/nginx.conf" <<EOF
+$user
+worker_processes 1;
+daemon on;
+master_process on;
+error_log $dir/bare/logs/error.log warn;
+pid $dir/bare/logs/nginx.pid;
+
+events {
+    worker_connections 1024;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $dir/bare/tmp/client_body;
+    proxy_temp_path $dir/bare/tmp/proxy;
+    fastcgi_temp_path $dir/bare/tmp/fastcgi;
+    uwsgi_temp_path $dir/bare/tmp/uwsgi;
+    scgi_temp_path $dir/bare/tmp/scgi;
+
+    keepalive_requests 1000000;
+
+    upstream soak_backend {
+        server 127.0.0.1:$backend_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    server {
+        listen 127.0.0.1:$bare_port http2;
+
+        location / {
+            grpc_pass grpc://soak_backend;
+        }
+    }
+}
+EOF
+    "$nginx" -p "$dir/bare/" -c "$dir/bare/conf/nginx.conf" \
+        2> "$dir/bare/logs/nginx.stderr" \
+        || die "bare nginx did not start: $(cat "$dir/bare/logs/nginx.stderr")"
+    bare_started=1
+    for _ in $(seq 50); do
+        bare_master=$(cat "$dir/bare/logs/nginx.pid" 2>/dev/null || true)
+        [ -n "$bare_master" ] && break
+        sleep 0.1
+    done
+    [ -n "$bare_master" ] || die "bare nginx wrote no pid file"
+    for _ in $(seq 50); do
+        bare_worker=$(worker_pid "$bare_master")
+        [ -n "$bare_worker" ] && break
+        sleep 0.1
+    done
+    [ -n "$bare_worker" ] || die "no bare nginx worker process"
+    log "baseline: nginx without the module, worker $bare_worker, port $bare_port"
+fi
 
 # ------------------------------------------------------------ 1. check
 
@@ -393,6 +499,23 @@ run_round() {
             mode=(-c "$share" -m 1 -r "$rate" --rate-period=5ms)
         fi
         local ts
+        if [ -n "$bare_port" ]; then
+
+            # the same calls, the same way, through the bare nginx first
+            out=$(timeout "$left" h2load -n "$share" "${mode[@]}" -t 1 \
+                      -N 10 "${hargs[@]}" -d "$dir/body/${bodies[$i]}" \
+                      "http://127.0.0.1:$bare_port${paths[$i]}" 2>&1) || true
+            line=$(grep -E '^requests: ' <<< "$out" || true)
+            st=$(awk '{ print $4 }' <<< "$line")
+            d=$(awk '{ print $6 }' <<< "$line")
+            if [ "${expects[$i]}" = reset ]; then d=$st; fi
+            if [ -z "$line" ] || [ "$d" != "$share" ]; then
+                echo "$out" | tail -15 >&2
+                die "h2load (bare nginx) for ${names[$i]}: ${d:-0} of $share calls done"
+            fi
+            left=$((deadline - $(date +%s)))
+            [ "$left" -gt 5 ] || die "time limit (${time_limit}s) reached after $rpcs_done calls"
+        fi
         ts=$(date +%s%N)
         out=$(timeout "$left" h2load -n "$share" "${mode[@]}" -t 1 \
                   -N 10 "${hargs[@]}" -d "$dir/body/${bodies[$i]}" \
@@ -423,6 +546,7 @@ run_round() {
 }
 
 samples=()
+bare_samples=()
 rounds=$(( (total + round - 1) / round ))
 r=0
 while [ "$rpcs_done" -lt "$total" ]; do
@@ -435,8 +559,14 @@ while [ "$rpcs_done" -lt "$total" ]; do
     [ -d "/proc/$worker" ] || die "worker $worker is gone after $rpcs_done calls"
     rss=$(rss_kb "$worker")
     samples+=("$rss")
-    printf 'soak: round %2d/%d  %7d calls  %6.1fs  worker VmRSS %7d kB\n' \
-        "$r" "$rounds" "$rpcs_done" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')" "$rss"
+    bare=""
+    if [ -n "$bare_worker" ]; then
+        [ -d "/proc/$bare_worker" ] || die "bare worker $bare_worker is gone"
+        bare_samples+=("$(rss_kb "$bare_worker")")
+        bare="  bare ${bare_samples[${#bare_samples[@]}-1]} kB"
+    fi
+    printf 'soak: round %2d/%d  %7d calls  %6.1fs  worker VmRSS %7d kB%s\n' \
+        "$r" "$rounds" "$rpcs_done" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')" "$rss" "$bare"
 done
 
 # ------------------------------------------------------------ 3. verdict
@@ -444,17 +574,32 @@ done
 first=${samples[0]}
 last=${samples[${#samples[@]}-1]}
 growth=$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%+.2f", (b - a) * 100 / a }')
-too_much=$(awk -v a="$first" -v b="$last" -v t="$tolerance" 'BEGIN { print ((b - a) * 100 / a > t) ? 1 : 0 }')
+
+# the allowance: the tolerance, plus what the bare nginx grew by itself
+bare_growth=0
+if [ "${#bare_samples[@]}" -gt 0 ]; then
+    bare_first=${bare_samples[0]}
+    bare_last=${bare_samples[${#bare_samples[@]}-1]}
+    bare_growth=$(awk -v a="$bare_first" -v b="$bare_last" 'BEGIN { printf "%+.2f", (b - a) * 100 / a }')
+fi
+allowed=$(awk -v t="$tolerance" -v g="$bare_growth" 'BEGIN { printf "%.2f", t + (g > 0 ? g : 0) }')
+too_much=$(awk -v g="$growth" -v a="$allowed" 'BEGIN { print (g > a) ? 1 : 0 }')
 
 now_worker=$(worker_pid)
 errors=$(grep -E '\[(alert|crit|emerg)\]|exited on signal|worker process [0-9]+ exited' \
          "$dir/logs/error.log" | sed -n 1,5p || true)
+if [ -n "$bare_worker" ] && [ "$(worker_pid "$bare_master")" != "$bare_worker" ]; then
+    errors="${errors:+$errors; }the bare nginx worker changed"
+fi
 
 log "calls per scenario:"
 for i in "${!names[@]}"; do
     printf 'soak:   %-20s %7d  (%s)\n' "${names[$i]}" "${sent[${names[$i]}]:-0}" "${expects[$i]}"
 done
-log "worker VmRSS after round 1 (${round} calls): ${first} kB; at the end ($rpcs_done calls): ${last} kB; change ${growth}% (limit +${tolerance}%)"
+if [ "${#bare_samples[@]}" -gt 0 ]; then
+    log "bare nginx worker VmRSS after round 1: ${bare_first} kB; at the end: ${bare_last} kB; change ${bare_growth}%"
+fi
+log "worker VmRSS after round 1 (${round} calls): ${first} kB; at the end ($rpcs_done calls): ${last} kB; change ${growth}% (limit +${allowed}%: ${tolerance} points over the bare nginx's growth)"
 
 fail=""
 [ "$now_worker" = "$worker" ] || fail="$fail; the worker changed ($worker -> ${now_worker:-none})"
@@ -468,7 +613,7 @@ if [ -n "$fail" ]; then
     log "logs in $dir/logs"
     die "${fail#; } (${elapsed}s)"
 fi
-log "PASS: $rpcs_done calls in ${elapsed}s, worker RSS flat (${growth}%)"
+log "PASS: $rpcs_done calls in ${elapsed}s, worker RSS flat (${growth}%, bare nginx ${bare_growth}%)"
 if [ "${SOAK_KEEP:-}" != 1 ]; then
     cleanup
     trap - EXIT

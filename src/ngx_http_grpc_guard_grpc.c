@@ -1342,6 +1342,7 @@ ngx_http_grpc_guard_init_filters(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 {
+    ngx_str_t                        *message;
     ngx_uint_t                        status, code, kind;
     ngx_http_grpc_guard_ctx_t        *ctx;
     ngx_http_core_srv_conf_t         *cscf;
@@ -1398,6 +1399,32 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
         ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
 
     } else if (!ctx->call.grpc || ctx->rewritten) {
+        return ngx_http_next_header_filter(r);
+
+    } else if (ctx->call.grpc_status != NGX_HTTP_GRPC_GUARD_NO_STATUS) {
+
+        /*
+         * the guard refused the call after the access phase (a request
+         * message over grpc_guard_max_message_size) and nginx finalized
+         * the request with the HTTP status it returned: the reply is
+         * the guard's own status and message
+         */
+
+        message = ctx->call.message;
+
+        if (message == NULL) {
+            message = &ngx_http_grpc_guard_reply(ctx->call.grpc_status)
+                          ->message;
+        }
+
+        if (ngx_http_grpc_guard_set_trailers_only(r, &ctx->call,
+                                                  ctx->call.grpc_status,
+                                                  message)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         return ngx_http_next_header_filter(r);
     }
 

@@ -93,6 +93,7 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_api_key_merge_conf,
     ngx_http_grpc_guard_acl_merge_conf,
     ngx_http_grpc_guard_jwt_merge_conf,
+    ngx_http_grpc_guard_message_merge_conf,
     NULL
 };
 
@@ -332,6 +333,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_grpc_guard_loc_conf_t, acl_mode),
       &ngx_http_grpc_guard_acl_modes },
+
+    { ngx_string("grpc_guard_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_max_message_size,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("grpc_guard_jwt_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -952,6 +960,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_grpc_guard_message_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_grpc_guard_init_filters(cf);
 }
 
@@ -1015,6 +1027,7 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->api_keys = NGX_CONF_UNSET_PTR;
     conf->acl_rules = NGX_CONF_UNSET_PTR;
     conf->acl_mode = NGX_CONF_UNSET_UINT;
+    conf->max_message_size = NGX_CONF_UNSET_SIZE;
 
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
     ngx_http_grpc_guard_jwt_create_conf(&conf->jwt);
@@ -1169,6 +1182,12 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     }
 
     if (conf->acl_rules != NGX_CONF_UNSET_PTR && conf->acl_rules != NULL) {
+        return 1;
+    }
+
+    if (conf->max_message_size != NGX_CONF_UNSET_SIZE
+        && conf->max_message_size != 0)
+    {
         return 1;
     }
 

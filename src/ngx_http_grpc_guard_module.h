@@ -133,6 +133,11 @@ typedef struct {
 typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
 
 
+/* how far the request body's messages are read: message.c */
+typedef struct ngx_http_grpc_guard_message_ctx_s
+    ngx_http_grpc_guard_message_ctx_t;
+
+
 /* a line of an API-key file */
 
 typedef struct {
@@ -218,6 +223,7 @@ typedef struct {
     ngx_array_t                *acl_rules;  /* acl.c's rule type */
     ngx_http_grpc_guard_acl_t  *acl;        /* the rules, indexed */
     ngx_uint_t                  acl_mode;
+    size_t                      max_message_size;   /* 0: off */
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -281,6 +287,7 @@ typedef struct {
 typedef struct {
     ngx_http_grpc_guard_call_t  call;
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
+    ngx_http_grpc_guard_message_ctx_t  *body;   /* request messages */
 
     /* credential headers taken out of the request (ngx_table_elt_t *) */
     ngx_array_t                *taken;
@@ -470,6 +477,15 @@ ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_eval(
 void ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd);
 ngx_int_t ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle);
 void ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle);
+
+/* ngx_http_grpc_guard_message.c: per-message size limits */
+
+char *ngx_http_grpc_guard_max_message_size(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_message_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_message_init(ngx_conf_t *cf);
 
 /* ngx_http_grpc_guard_audit.c: the audit log */
 

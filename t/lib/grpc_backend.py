@@ -21,6 +21,9 @@ Control metadata sent by the client:
   x-test-trailer: k=v       add trailing metadata (repeatable)
   x-test-header: k=v        add initial metadata (repeatable)
   x-test-count: N           messages sent by server streams (default 3)
+  x-test-log-messages: 1    append one line per request message, as it
+                            arrives, to the record file + ".messages":
+                            {"method", "peer", "seq", "size", "ts"}
 """
 
 import argparse
@@ -45,6 +48,7 @@ REFLECTION = (
 
 _record_lock = threading.Lock()
 _record_fh = None
+_messages_path = None
 
 
 def _identity(x):
@@ -97,6 +101,18 @@ def _record(entry):
         _record_fh.flush()
 
 
+def _log_message(call, seq, msg):
+    """One line per request message, for the calls that ask for it."""
+    if _messages_path is None or not call.log_messages:
+        return
+    line = json.dumps({"method": call.method, "peer": call.peer, "seq": seq,
+                       "size": len(msg), "ts": time.time()},
+                      sort_keys=True) + "\n"
+    with _record_lock:
+        with open(_messages_path, "a", encoding="utf-8") as f:
+            f.write(line)
+
+
 def _call_type(method):
     if method in REFLECTION:
         return "bidi"
@@ -125,6 +141,7 @@ class _Call(object):
             remaining < 1e9 else None
         self.metadata = _md_list(context)
         self.peer = context.peer()
+        self.log_messages = bool(_md_get(context, "x-test-log-messages"))
         _record({
             "method": method,
             "type": ctype,
@@ -206,6 +223,7 @@ def _handler_for(method):
     if ctype == "unary":
         def unary(request, context):
             c = _Call(method, ctype, context)
+            _log_message(c, 0, request)
             c.prologue()
             return c.doc(len(request))
         return grpc.unary_unary_rpc_method_handler(
@@ -232,6 +250,7 @@ def _handler_for(method):
             n = 0
             total = 0
             for msg in request_iterator:
+                _log_message(c, n, msg)
                 n += 1
                 total += len(msg)
             c.prologue()
@@ -245,6 +264,7 @@ def _handler_for(method):
         c.prologue()
         i = 0
         for msg in request_iterator:
+            _log_message(c, i, msg)
             yield c.doc(len(msg), seq=i,
                         echo=msg.decode("utf-8", "replace"))
             i += 1
@@ -275,9 +295,10 @@ def main():
     ap.add_argument("--workers", type=int, default=16)
     args = ap.parse_args()
 
-    global _record_fh
+    global _record_fh, _messages_path
     if args.record:
         _record_fh = open(args.record, "a", encoding="utf-8")
+        _messages_path = args.record + ".messages"
 
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=args.workers),

@@ -13,7 +13,10 @@ client_stream | bidi), host, port, metadata ([[k, v], ...]; values of
 messages, payload, tls, ca, cert, key, server_name, cancel_after,
 overall_timeout (hard bound for the whole call, default 10),
 same_connection (true: the call goes on the channel, and so the HTTP/2
-connection, of the call before it).
+connection, of the call before it), sizes (request messages of these
+many bytes, "3 3 5000" or a list: instead of messages x payload; unary
+calls send the first), message_delay (seconds between the request
+messages of client_stream and bidi calls).
 
 Result keys: code, code_name, details, initial_metadata,
 trailing_metadata, responses (text), responses_b64, error,
@@ -77,9 +80,27 @@ def _channel(spec):
     return grpc.insecure_channel(target, options=opts)
 
 
+def _sizes(spec):
+    sizes = spec.get("sizes")
+    if sizes in (None, ""):
+        return None
+    if isinstance(sizes, str):
+        sizes = sizes.replace(",", " ").split()
+    return [int(n) for n in sizes]
+
+
+def _payloads(spec, n):
+    sizes = _sizes(spec)
+    if sizes is not None:
+        return [b"x" * size for size in sizes]
+    return [spec.get("payload", "ping").encode("utf-8")] * n
+
+
 def _requests(spec, n):
-    payload = spec.get("payload", "ping").encode("utf-8")
-    for _ in range(n):
+    delay = float(spec.get("message_delay") or 0)
+    for i, payload in enumerate(_payloads(spec, n)):
+        if i and delay:
+            time.sleep(delay)
         yield payload
 
 
@@ -99,7 +120,7 @@ def one_call(spec, channel=None):
     timeout = float(timeout) if timeout not in (None, "") else None
     overall = float(spec.get("overall_timeout") or 10)
     nmsg = int(spec.get("messages", 3))
-    payload = spec.get("payload", "ping").encode("utf-8")
+    payload = _payloads(spec, 1)[0]
 
     if channel is None:
         channel = _channel(spec)

@@ -315,9 +315,14 @@ sub h2_raw_end {
 }
 
 # h2_raw_call(port => P, path => BYTES, authority => BYTES,
-#             headers => [k, v, ...], body => BYTES, timeout => S)
+#             headers => [k, v, ...], body => BYTES, timeout => S,
+#             content_type => TEXT, chunks => [BYTES, ...], delay => S)
 #   -> { end => how the stream ended: 'end_stream', 'rst', 'goaway',
-#        'eof' or 'timeout' }
+#        'eof' or 'timeout';
+#        frames => [[type, flags], ...] of stream 1, as received }
+# Everything, the body in one DATA frame, goes out in one write; with
+# chunks, the body goes out as one DATA frame per chunk, delay seconds
+# apart (default 0.2), and nginx reads each on its own.
 sub h2_raw_call {
     my (%o) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -327,16 +332,30 @@ sub h2_raw_call {
     binmode $s;
     my @h = (':method' => 'POST', ':scheme' => 'http',
              ':path' => $o{path}, ':authority' => $o{authority},
-             'content-type' => 'application/grpc', 'te' => 'trailers',
+             'content-type' => $o{content_type} // 'application/grpc',
+             'te' => 'trailers',
              @{ $o{headers} || [] });
     my $body = defined $o{body} ? $o{body} : pack('CN', 0, 4) . 'ping';
-    syswrite $s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _frame(4, 0, 0, '')
-        . _frame(1, 0x4, 1, _hpack(@h)) . _frame(0, 0x1, 1, $body);
+    my $start = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _frame(4, 0, 0, '')
+        . _frame(1, 0x4, 1, _hpack(@h));
+    if ($o{chunks}) {
+        my @c = @{ $o{chunks} };
+        local $SIG{PIPE} = 'IGNORE';
+        syswrite $s, $start;
+        for my $i (0 .. $#c) {
+            sleep(defined $o{delay} ? $o{delay} : 0.2) if $i;
+            syswrite $s, _frame(0, $i == $#c ? 0x1 : 0, 1, $c[$i]);
+        }
+    } else {
+        syswrite $s, $start . _frame(0, 0x1, 1, $body);
+    }
 
     my $until = time + ($o{timeout} || 5);
     my $end = 'timeout';
+    my @frames;
     for (;;) {
         my ($t, $f, $sid, $p) = _read_frame($s, $until);
+        push @frames, [$t, $f] if defined $t && $sid == 1;
         if (!defined $t) {
             $end = time >= $until ? 'timeout' : 'eof';
             last;
@@ -355,7 +374,7 @@ sub h2_raw_call {
         }
     }
     close $s;
-    return { end => $end };
+    return { end => $end, frames => \@frames };
 }
 
 # An HTTP/2 upstream that answers every stream with response headers and

@@ -990,7 +990,7 @@ sub run_h2_frames {
 
 my %CALL_KEYS = map { $_ => 1 } qw(method type metadata timeout messages
     payload port tls ca cert key server_name host cancel_after
-    raw_timeout_header transport same_connection);
+    raw_timeout_header transport same_connection sizes message_delay);
 
 sub parse_grpc_call {
     my ($block, $spec, $rand_ports, $timeout) = @_;
@@ -1127,7 +1127,12 @@ sub curl_grpc_call {
         if !defined $s->{raw_timeout_header} && defined $s->{timeout};
     push @h, @{ $s->{metadata} };
     my $n = $s->{type} =~ /^(client_stream|bidi)$/ ? $s->{messages} : 1;
-    my $body = join '', map { grpc_frame($s->{payload}) } 1 .. $n;
+    my @payloads = map { $s->{payload} } 1 .. $n;
+    if (defined $s->{sizes} && length $s->{sizes}) {
+        @payloads = map { 'x' x $_ } split /[\s,]+/, $s->{sizes};
+        splice @payloads, 1 unless $s->{type} =~ /^(client_stream|bidi)$/;
+    }
+    my $body = join '', map { grpc_frame($_) } @payloads;
     my @extra;
     my $host = $s->{host};
     my $t = $s->{overall_timeout};
