@@ -870,6 +870,8 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
      * set by ngx_memzero():
      *
      *     ctx->conf = NULL;
+     *     ctx->taken = NULL;
+     *     ctx->body = NULL;
      *     ctx->waiting = 0;
      *     ctx->rewritten = 0;
      */
