@@ -14,13 +14,14 @@ use Test::Nginx::Socket::Grpc 'no_plan';
 use JSON::PP ();
 use Time::HiRes qw(sleep);
 use Test::Nginx::Proc qw(read_file run_cmd);
+use File::Basename qw(dirname);
 
 $SIG{XFSZ} = 'IGNORE';
 
 our $Json = JSON::PP->new->utf8;
 
 sub worker_pid {
-    my $master = read_file($Test::Nginx::Socket::PidFile) // '';
+    my $master = read_file(dirname(error_log_file()) . '/nginx.pid') // '';
     ($master) = $master =~ /(\d+)/ or die 'no nginx pid';
     for my $stat (glob '/proc/[0-9]*/stat') {
         my $s = read_file($stat) // next;
@@ -48,13 +49,19 @@ sub calls {
 # fill the file under calls, give room, more calls, stop nginx, check
 sub full_disk {
     my ($file, $limit) = @_;
-    my $log = "$Test::Nginx::Socket::ServRoot/logs/$file";
+    my $log = dirname(error_log_file()) . "/$file";
     my $pid = worker_pid();
 
     calls(3, '/full.Before/Call');
-    sleep 0.3;                          # flush=
+
+    # flush=: the three records on disk before the limit (bounded wait)
+    for (1 .. 200) {
+        last if (() = (read_file($log) // '') =~ /\n/g) >= 3;
+        sleep 0.05;
+    }
+
     fsize($pid, $limit);
-    cmp_ok(-s $Test::Nginx::Socket::ErrLogFile, '<', $limit,
+    cmp_ok(-s error_log_file(), '<', $limit,
            'error.log stays under the limit');
     calls(60, '/full.Full/Call');
     sleep 0.3;
@@ -62,7 +69,7 @@ sub full_disk {
     fsize($pid, 'unlimited');
     sleep 1.1;                          # writes are tried again
     calls(20, '/full.After/Call');
-    Test::Nginx::Socket::stop_nginx();
+    stop_nginx();
 
     my $raw = read_file($log) // '';
     my (@rec, @bad);
@@ -81,7 +88,7 @@ sub full_disk {
     my $full = $n{'/full.Full/Call'} // 0;
     ok($full > 0 && $full < 60, "some records while full: $full");
 
-    my $err = read_file($Test::Nginx::Socket::ErrLogFile) // '';
+    my $err = read_file(error_log_file()) // '';
     my @total = $err =~ /audit log "[^"]*": \d+ record\(s\) lost, (\d+) since/g;
     my $lost = @total ? $total[-1] : 0;
     is($lost, 83 - @rec, "records lost ($lost) = calls (83) - records on "
