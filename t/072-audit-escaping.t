@@ -18,11 +18,9 @@ use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
 
 our $NginxVersion = do {
-    my $bin = $Test::Nginx::Socket::NginxBinary;
-    my $v = qx{'$bin' -v 2>&1};
-    $v =~ m{nginx/(\d+)\.(\d+)\.(\d+)}
-        or die "cannot tell the version of $bin from \"$v\"\n";
-    $1 * 1_000_000 + $2 * 1_000 + $3;
+    my @v = nginx_version()
+        or die "cannot tell the version of the nginx under test\n";
+    $v[0] * 1_000_000 + $v[1] * 1_000 + $v[2];
 };
 our $AuthorityApart = $NginxVersion >= 1_029_001;
 our $StrictHost = $NginxVersion >= 1_029_004;
