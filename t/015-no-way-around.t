@@ -2,7 +2,8 @@
 # internal redirects), every content type gets the checks, gRPC-Web calls
 # get gRPC-Web refusals, a directive that asks for a check turns the guard
 # on, credentials never reach the upstream of a public method, an internal
-# redirect authenticates the call again, nginx's own limit_req refusals are
+# redirect authenticates the call again, nginx's own limit_req and limit_conn
+# refusals are
 # 8, and a client certificate verified for another server identifies
 # nobody.
 
@@ -406,3 +407,55 @@ grpc-status: 16
 --- upstream_calls: 0
 --- error_log
 the client certificate was verified for another server
+
+
+
+=== TEST 15: nginx's limit_conn refuses a gRPC call with 8, not 14
+(a slow call holds the one stream allowed; the second call is refused)
+--- http_config
+    limit_conn_zone $binary_remote_addr zone=c:1m;
+    log_format guard "reason=$grpc_guard_reason status=$grpc_guard_grpc_status";
+--- config
+    location / {
+        grpc_guard on;
+        limit_conn c 1;
+        access_log logs/access.log guard;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my $body = work_dir() . '/slow.bin';
+open my $fh, '>', $body or die "$body: $!";
+print $fh $::FRAME;
+close $fh;
+my $record = grpc_backend_record();
+my $before = -s $record || 0;
+my $pid = fork() // die "fork: $!";
+if ($pid == 0) {
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    exec 'curl', '--http2-prior-knowledge', '-s', '--max-time', '10',
+         '-X', 'POST', '-H', 'content-type: application/grpc',
+         '-H', 'te: trailers', '-H', 'x-test-sleep: 5',
+         '--data-binary', "\@$body",
+         "http://127.0.0.1:$ENV{TEST_NGINX_SERVER_PORT}/s.S/Slow";
+    exit 127;
+}
+$::SlowPid = $pid;
+# the slow call holds its stream once the backend has it (bounded wait)
+for (1 .. 300) {
+    my $size = -s $record || 0;
+    if ($size > $before) {
+        open my $r, '<', $record or die;
+        seek $r, $before, 0;
+        local $/;
+        last if <$r> =~ m{/s\.S/Slow};
+    }
+    select(undef, undef, undef, 0.05);
+}
+--- grpc_call
+method: /s.S/Second
+--- grpc_status: 8
+--- access_log
+reason=nginx_limit_conn status=8
+--- error_log
+limiting connections by zone "c"
