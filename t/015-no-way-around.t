@@ -2,10 +2,9 @@
 # internal redirects), every content type gets the checks, gRPC-Web calls
 # get gRPC-Web refusals, a directive that asks for a check turns the guard
 # on, credentials never reach the upstream of a public method, an internal
-# redirect authenticates the call again, nginx's own limit_req and limit_conn
-# refusals are
-# 8, and a client certificate verified for another server identifies
-# nobody.
+# redirect authenticates the call again, nginx's own limit_req and
+# limit_conn refusals are 8, and a client certificate verified for another
+# server identifies nobody.
 
 use Test::Nginx::Socket::Grpc 'no_plan';
 use Test::Nginx::Audit;
