@@ -439,7 +439,7 @@ x-spiffe: spiffe://example.org/ns/default/sa/web
         grpc_guard_xfcc_trusted 127.0.0.1/32;
         grpc_guard_auth mtls;
         grpc_set_header x-remote $remote_addr;
-        @VARS@
+        grpc_set_header x-spiffe $grpc_guard_peer_spiffe_id;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- grpc_call eval
@@ -473,7 +473,7 @@ x-spiffe: spiffe://prod.example/sa/web
         grpc_guard_xfcc_trusted 127.0.0.1/32;
         grpc_guard_auth mtls;
         grpc_set_header x-remote $remote_addr;
-        @VARS@
+        grpc_set_header x-spiffe $grpc_guard_peer_spiffe_id;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- request_port: $TEST_NGINX_PORT2
