@@ -90,8 +90,8 @@ ngx_http_grpc_guard_xfcc_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_int_t    rc;
     ngx_str_t   *value;
-    ngx_uint_t   i;
     ngx_cidr_t  *cidr;
+    ngx_uint_t   i;
 
     value = cf->args->elts;
 

@@ -362,6 +362,8 @@ invalid x-forwarded-client-cert from a trusted peer: a key repeated that may not
 invalid x-forwarded-client-cert from a trusted peer: too many elements
 invalid x-forwarded-client-cert from a trusted peer: too many values in an element
 invalid x-forwarded-client-cert from a trusted peer: too long
+--- error_log
+refused "/a.S/M" with 16: mtls_xfcc_invalid
 
 
 
