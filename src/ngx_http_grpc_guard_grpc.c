@@ -775,12 +775,14 @@ ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
     r->headers_out.content_length = NULL;
 
     /*
-     * gRPC-Web may run over HTTP/1.1, where a reply without a length
-     * would be read until the connection closes
+     * gRPC-Web runs over HTTP/1.1 too, where a reply without a length
+     * would be sent chunked without an end, or read until the connection
+     * closes
      */
 
     r->headers_out.content_length_n =
-                        (call->grpc >= NGX_HTTP_GRPC_GUARD_GRPC_WEB) ? 0 : -1;
+                        (call->grpc >= NGX_HTTP_GRPC_GUARD_GRPC_WEB
+                         || r->http_version < NGX_HTTP_VERSION_20) ? 0 : -1;
     r->headers_out.last_modified = NULL;
     r->headers_out.last_modified_time = -1;
     r->headers_out.etag = NULL;

@@ -94,6 +94,7 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_acl_merge_conf,
     ngx_http_grpc_guard_jwt_merge_conf,
     ngx_http_grpc_guard_message_merge_conf,
+    ngx_http_grpc_guard_xfcc_merge_conf,
     NULL
 };
 
@@ -234,6 +235,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_grpc_guard_loc_conf_t, forward_credentials),
+      NULL },
+
+    { ngx_string("grpc_guard_xfcc_trusted"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_xfcc_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("grpc_guard_jwt_key_file"),
@@ -547,6 +555,12 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_auth_method_t  *m;
     ngx_http_grpc_guard_auth_result_t   res, failed;
 
+    /* a forwarded certificate goes upstream from a trusted peer only */
+
+    if (ngx_http_grpc_guard_xfcc_strip(r, glcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     want = glcf->auth;
     optional = 0;
 
@@ -599,12 +613,6 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     for (m = ngx_http_grpc_guard_auth_methods; m->handler; m++) {
 
         if (!(want & m->mask)) {
-            continue;
-        }
-
-        if (optional && m->mask == NGX_HTTP_GRPC_GUARD_AUTH_MTLS
-            && r->connection->ssl == NULL)
-        {
             continue;
         }
 
@@ -1025,6 +1033,7 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->auth = NGX_CONF_UNSET_UINT;
     conf->satisfy = NGX_CONF_UNSET_UINT;
     conf->forward_credentials = NGX_CONF_UNSET;
+    conf->xfcc_trusted = NGX_CONF_UNSET_PTR;
 
     conf->api_keys = NGX_CONF_UNSET_PTR;
     conf->acl_rules = NGX_CONF_UNSET_PTR;
@@ -1190,6 +1199,10 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     if (conf->max_message_size != NGX_CONF_UNSET_SIZE
         && conf->max_message_size != 0)
     {
+        return 1;
+    }
+
+    if (conf->xfcc_trusted != NGX_CONF_UNSET_PTR && conf->xfcc_trusted) {
         return 1;
     }
 

@@ -194,6 +194,7 @@ typedef struct {
     ngx_uint_t                  limit_failed_calls;     /* per worker */
     ngx_msec_t                  limit_error_logged;     /* per worker */
     ngx_flag_t                  used;       /* a location is guarded */
+    ngx_flag_t                  xfcc_used;  /* grpc_guard_xfcc_trusted */
     ssize_t                     jwt_cache_size;
     ngx_flag_t                  jwt_used;
     ngx_shm_zone_t             *jwt_cache;
@@ -217,6 +218,7 @@ typedef struct {
     ngx_uint_t                  auth;       /* NGX_HTTP_GRPC_GUARD_AUTH_* */
     ngx_uint_t                  satisfy;
     ngx_flag_t                  forward_credentials;
+    ngx_array_t                *xfcc_trusted;   /* ngx_cidr_t, NULL: off */
     ngx_http_grpc_guard_jwt_conf_t  jwt;
     ngx_array_t                *api_keys;   /* sorted by hash */
     ngx_str_t                   api_key_header;
@@ -266,6 +268,7 @@ typedef struct {
     ngx_http_grpc_guard_jwt_ctx_t  *jwt;    /* the verified token */
     ngx_http_grpc_guard_api_key_t  *api_key;    /* the key that matched */
     ngx_http_grpc_guard_peer_t  *peer;      /* a verified certificate */
+    ngx_http_grpc_guard_peer_t  *xfcc;      /* x-forwarded-client-cert */
 
     ngx_int_t                   grpc_status;    /* local reply, or -1 */
     ngx_uint_t                  stage;
@@ -279,6 +282,7 @@ typedef struct {
     unsigned                    has_timeout:1;
     unsigned                    done:1;
     unsigned                    credentials:1;  /* some were presented */
+    unsigned                    xfcc_read:1;    /* call.xfcc is known */
 } ngx_http_grpc_guard_call_t;
 
 
@@ -427,6 +431,8 @@ ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
 ngx_int_t ngx_http_grpc_guard_mtls_init(ngx_conf_t *cf);
 ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_peer(
     ngx_http_request_t *r);
+ngx_http_grpc_guard_peer_t *ngx_http_grpc_guard_mtls_identity(
+    ngx_http_request_t *r);
 ngx_uint_t ngx_http_grpc_guard_mtls_trusted(ngx_http_request_t *r,
     ngx_http_grpc_guard_peer_t *peer);
 ngx_uint_t ngx_http_grpc_guard_mtls_configured(
@@ -437,6 +443,21 @@ ngx_int_t ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
 #if (NGX_HTTP_SSL)
 ngx_int_t ngx_http_grpc_guard_mtls_refused(ngx_http_request_t *r);
 #endif
+
+/* ngx_http_grpc_guard_xfcc.c: identity forwarded by a trusted proxy */
+
+char *ngx_http_grpc_guard_xfcc_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_xfcc_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_xfcc_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_grpc_guard_xfcc_strip(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+ngx_int_t ngx_http_grpc_guard_xfcc_peer(ngx_http_request_t *r,
+    ngx_http_grpc_guard_peer_t **peer);
+ngx_int_t ngx_http_grpc_guard_xfcc_parse(ngx_pool_t *pool, u_char *data,
+    size_t len, ngx_http_grpc_guard_peer_t *peer, char **err);
 
 /* ngx_http_grpc_guard_acl.c: method ACLs */
 

@@ -7,7 +7,8 @@
 /*
  * Client certificates: what a verified certificate is, and the identity
  * it carries (SPIFFE ID, SANs, subject, fingerprint), parsed once per
- * connection.
+ * connection; or, from a trusted proxy, the identity it forwards
+ * (ngx_http_grpc_guard_xfcc.c).
  */
 
 
@@ -50,6 +51,10 @@ static ngx_str_t  ngx_http_grpc_guard_mtls_message =
 ngx_int_t
 ngx_http_grpc_guard_mtls_init(ngx_conf_t *cf)
 {
+    if (ngx_http_grpc_guard_xfcc_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_grpc_guard_mtls_index != -1) {
         return NGX_OK;
     }
@@ -133,9 +138,40 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res)
 {
+    ngx_int_t                    rc;
     ngx_http_grpc_guard_peer_t  *peer;
 
     res->message = &ngx_http_grpc_guard_mtls_message;
+
+    /*
+     * from a trusted proxy the identity is the one it forwards; the
+     * proxy's own certificate, if it has sent one, is not the caller's
+     */
+
+    peer = NULL;
+
+    rc = ngx_http_grpc_guard_xfcc_peer(r, &peer);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+
+        if (peer == NULL) {
+            res->reason = "mtls_no_certificate";
+            return NGX_DECLINED;
+        }
+
+        res->presented = 1;
+
+        if (!peer->verified) {
+            res->reason = "mtls_xfcc_invalid";
+            return NGX_DECLINED;
+        }
+
+        goto identity;
+    }
 
     if (r->connection->ssl == NULL) {
         res->reason = "mtls_no_tls";
@@ -160,6 +196,8 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+identity:
+
     if (peer->principal.len == 0) {
         res->reason = "mtls_no_identity";
         return NGX_DECLINED;
@@ -168,6 +206,35 @@ ngx_http_grpc_guard_mtls_authenticate(ngx_http_request_t *r,
     ctx->call.peer = peer;
 
     return NGX_OK;
+}
+
+
+ngx_http_grpc_guard_peer_t *
+ngx_http_grpc_guard_mtls_identity(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_grpc_guard_peer_t  *peer;
+
+    /*
+     * the identity of a verified certificate: forwarded by a trusted
+     * proxy, else the connection's own; NULL when there is none
+     */
+
+    peer = NULL;
+
+    rc = ngx_http_grpc_guard_xfcc_peer(r, &peer);
+
+    if (rc == NGX_OK) {
+        return (peer && peer->verified) ? peer : NULL;
+    }
+
+    if (rc == NGX_ERROR) {
+        return NULL;
+    }
+
+    peer = ngx_http_grpc_guard_mtls_peer(r);
+
+    return ngx_http_grpc_guard_mtls_trusted(r, peer) ? peer : NULL;
 }
 
 

@@ -239,11 +239,14 @@ ngx_http_grpc_guard_peer_variable(ngx_http_request_t *r,
     ngx_str_t                   *s;
     ngx_http_grpc_guard_peer_t  *peer;
 
-    /* only a certificate nginx verified identifies anybody */
+    /*
+     * only a certificate nginx verified, or that a trusted proxy
+     * forwarded, identifies anybody
+     */
 
-    peer = ngx_http_grpc_guard_mtls_peer(r->main);
+    peer = ngx_http_grpc_guard_mtls_identity(r->main);
 
-    if (!ngx_http_grpc_guard_mtls_trusted(r->main, peer)) {
+    if (peer == NULL) {
         v->not_found = 1;
         return NGX_OK;
     }

@@ -458,3 +458,30 @@ method: /s.S/Second
 reason=nginx_limit_conn status=8
 --- error_log
 limiting connections by zone "c"
+
+
+
+=== TEST 16: a refusal over HTTP/1.1 has a length: gRPC and gRPC-Web
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_PORT2;
+        location / {
+            grpc_guard_deadline required;
+            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+        }
+    }
+--- config
+--- request_port: $TEST_NGINX_PORT2
+--- curl_options: --http1.1
+--- request eval
+["POST /pkg.Svc/Echo\n", "POST /pkg.Svc/Echo\n"]
+--- more_headers eval
+["Content-Type: application/grpc", "Content-Type: application/grpc-web+proto"]
+--- error_code eval
+[200, 200]
+--- response_headers eval
+["grpc-status: 3\ncontent-length: 0\n!transfer-encoding",
+ "grpc-status: 3\ncontent-length: 0\n!transfer-encoding"]
+--- raw_response_headers_like eval
+[qr{^HTTP/1\.1 200}, qr{^HTTP/1\.1 200}]
+--- upstream_calls: 0
