@@ -2006,22 +2006,6 @@ ngx_http_grpc_guard_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh->layout = ngx_http_grpc_guard_metrics_layout();
 
-    /* the table of calls takes half of the zone, the names the rest */
-
-    n = shm_zone->shm.size / 2 / sizeof(ngx_http_grpc_guard_metrics_entry_t);
-
-    for (size = 64; size * 2 <= n; size *= 2) {
-        /* void */
-    }
-
-    sh->table = ngx_slab_calloc(shpool,
-                            size * sizeof(ngx_http_grpc_guard_metrics_entry_t));
-    if (sh->table == NULL) {
-        return NGX_ERROR;
-    }
-
-    sh->mask = size - 1;
-
     size = sizeof(" in grpc_guard_metrics_zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, size);
@@ -2049,6 +2033,34 @@ ngx_http_grpc_guard_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         sh->other[kind]->other = 1;
     }
+
+    /*
+     * the table of calls takes half of the zone, the names the rest; a
+     * small zone has less room than it says (its pages cost some)
+     */
+
+    n = shm_zone->shm.size / 2 / sizeof(ngx_http_grpc_guard_metrics_entry_t);
+
+    for (size = 64; size * 2 <= n; size *= 2) {
+        /* void */
+    }
+
+    for ( ;; ) {
+        sh->table = ngx_slab_calloc(shpool,
+                            size * sizeof(ngx_http_grpc_guard_metrics_entry_t));
+
+        if (sh->table || size == 64) {
+            break;
+        }
+
+        size /= 2;
+    }
+
+    if (sh->table == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->mask = size - 1;
 
     return ngx_http_grpc_guard_metrics_resolve(shm_zone, mm);
 }

@@ -17,6 +17,9 @@ use Time::HiRes ();
 $ENV{TEST_NGINX_REDIS_PORT} = start_redis();
 $ENV{TEST_NGINX_METRICS_PORT} = free_port();
 $ENV{TEST_NGINX_KEY_SHA} = sha256_hex('metrics-test-key');
+$ENV{TEST_NGINX_MANY_SERVICES} = join ' ',
+    (map { sprintf 'pkg.Service%03d%s', $_, 'x' x 200 } 1 .. 200),
+    'zzz.Last' . 'x' x 200;
 
 our $JwtDir = jwt_keys();
 
@@ -367,3 +370,207 @@ is($after->{req('other', 'allow', 'none', 0)}, 250,
    'the random services are counted as "other"');
 --- no_error_log
 [error]
+
+
+
+=== TEST 5: JWT cache lookups (connection, shared, miss), authentication and audit records
+--- http_config
+    grpc_guard_metrics_zone 1m;
+    grpc_guard_require_tls off;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_METRICS_PORT;
+
+        location = /metrics {
+            grpc_guard_metrics;
+        }
+    }
+--- config
+    location /test.Jwt/ {
+        grpc_guard_auth jwt;
+        grpc_guard_jwt_key_file $TEST_NGINX_JWT_DIR/jwks.json;
+        grpc_guard_audit_log $TEST_NGINX_SERVER_ROOT/logs/audit.log;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my @bearer = ("authorization: Bearer $ENV{TEST_NGINX_JWT_RS256}");
+my @r = mcalls({ method => '/test.Jwt/A', metadata => \@bearer },
+               { method => '/test.Jwt/A', metadata => \@bearer,
+                 same_connection => 1 },
+               { method => '/test.Jwt/A', metadata => \@bearer },
+               { method => '/test.Jwt/A' });
+is(join(' ', map { $_->{code} } @r), '0 0 0 16', 'the calls');
+my $s = samples(metrics_text());
+my %want = (
+    'grpc_guard_jwt_cache_total{result="miss"}' => 1,
+    'grpc_guard_jwt_cache_total{result="hit_connection"}' => 1,
+    'grpc_guard_jwt_cache_total{result="hit_shared"}' => 1,
+    'grpc_guard_auth_total{method="jwt",result="success"}' => 3,
+    'grpc_guard_auth_total{method="jwt",result="missing"}' => 1,
+    'grpc_guard_auth_total{method="jwt",result="failure"}' => 0,
+    'grpc_guard_audit_records_total' => 4,
+    'grpc_guard_audit_dropped_total' => 0,
+    req('test.Jwt', 'allow', 'none', 0) => 3,
+    req('test.Jwt', 'deny', 'jwt_missing', 16) => 1,
+);
+is($s->{$_}, $want{$_}, $_) for sort keys %want;
+ok(!grep({ /^grpc_guard_(limit|redis)_/ } keys %$s),
+   'no limit or Redis series without limits');
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: Redis down: limit checks unavailable, the node down, its circuit open
+--- http_config
+    grpc_guard_redis 127.0.0.1:$TEST_NGINX_PORT3 timeout=200ms;
+    grpc_guard_metrics_zone 1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_METRICS_PORT;
+
+        location = /metrics {
+            grpc_guard_metrics;
+        }
+    }
+--- config
+    location /test.Lim/ {
+        grpc_guard_limit rate=10r/s key=$remote_addr name=down;
+        grpc_guard_limit_failure open;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my @r = mcalls(map { +{ method => '/test.Lim/A' } } 1 .. 3);
+is(join(' ', map { $_->{code} } @r), '0 0 0', 'the calls pass (open)');
+my $s = samples(metrics_text());
+my $node = "127.0.0.1:$ENV{TEST_NGINX_PORT3}";
+my %want = (
+    'grpc_guard_limit_total{limit="down",result="unavailable"}' => 3,
+    'grpc_guard_limit_total{limit="down",result="passed"}' => 0,
+    "grpc_guard_redis_up{node=\"$node\"}" => 0,
+    "grpc_guard_redis_circuit_open{node=\"$node\"}" => 1,
+    "grpc_guard_redis_latency_seconds_count{node=\"$node\"}" => 0,
+    req('test.Lim', 'allow', 'none', 0) => 3,
+);
+is($s->{$_}, $want{$_}, $_) for sort keys %want;
+--- error_log
+redis 127.0.0.1:
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 7: named services, grpc_guard_metrics_requests off, other servers
+--- http_config
+    grpc_guard_metrics_zone 1m;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_METRICS_PORT;
+        server_name metrics.test;
+
+        location = /metrics {
+            grpc_guard_metrics;
+        }
+
+        location / {
+            grpc_guard on;
+            grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+        }
+    }
+--- config
+    grpc_guard_metrics_services pkg.Named;
+
+    location /test.Quiet/ {
+        grpc_guard on;
+        grpc_guard_metrics_requests off;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+
+    location / {
+        grpc_guard on;
+        grpc_guard_public /pkg.Public/Health /pkg.Pub2/*;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my @r = mcalls({ method => '/pkg.Named/A' }, { method => '/pkg.Named/B' },
+               { method => '/pkg.Public/Health' },
+               { method => '/pkg.Pub2/X' },
+               { method => '/pkg.Unnamed/A' },
+               { method => '/test.Quiet/A' });
+is(join(' ', map { $_->{code} } @r), '0 0 0 0 0 0', 'the calls pass');
+my $s = samples(metrics_text());
+my %want = (
+    req('pkg.Named', 'allow', 'none', 0) => 2,
+    req('pkg.Public', 'public', 'none', 0) => 1,
+    req('pkg.Pub2', 'public', 'none', 0) => 1,
+    req('other', 'allow', 'none', 0) => 1,
+);
+is($s->{$_}, $want{$_}, $_) for sort keys %want;
+my @req = grep { /^grpc_guard_requests_total/ } keys %$s;
+is(scalar @req, 4, 'nothing else: test.Quiet is not counted')
+    or diag(join "\n", sort @req);
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: a zone too small for the names: they are counted as "other", said once
+--- http_config
+    grpc_guard_metrics_zone 32k;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_METRICS_PORT;
+
+        location = /metrics {
+            grpc_guard_metrics;
+        }
+    }
+--- config
+    location / {
+        grpc_guard on;
+        grpc_guard_metrics_services $TEST_NGINX_MANY_SERVICES;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my $svc = 'zzz.Last' . 'x' x 200;
+my @r = mcalls({ method => "/$svc/A" }, { method => "/$svc/B" });
+is(join(' ', map { $_->{code} } @r), '0 0', 'the calls pass');
+my $s = samples(metrics_text());
+is($s->{req('other', 'allow', 'none', 0, 'other')}, 2,
+   'a service with no room is counted as server and service "other"');
+--- error_log eval
+qr/the "grpc_guard_metrics" zone is full: \d+ names of the configuration are counted as "other"/
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 9: grpc_guard_metrics in a guarded location
+--- config
+    location = /metrics {
+        grpc_guard on;
+        grpc_guard_metrics;
+    }
+--- must_die
+--- error_log
+"grpc_guard_metrics" is in a location where the guard is on: add "grpc_guard off;" to it
+
+
+
+=== TEST 10: grpc_guard_metrics_zone too small
+--- http_config
+    grpc_guard_metrics_zone 4k;
+--- must_die
+--- error_log
+zone size "4k" is too small
+
+
+
+=== TEST 11: grpc_guard_metrics_services takes service names only
+--- config
+    grpc_guard_metrics_services pkg.Svc/Method;
+--- must_die
+--- error_log
+invalid service name "pkg.Svc/Method"
