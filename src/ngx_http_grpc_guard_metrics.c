@@ -474,41 +474,44 @@ ngx_http_grpc_guard_metrics_pair(ngx_http_grpc_guard_metrics_loc_t *lm,
 static ngx_uint_t
 ngx_http_grpc_guard_metrics_decision(ngx_str_t *decision)
 {
+    ngx_uint_t  id;
+
+    /*
+     * the guard's own words: told apart by their length and first
+     * letter, without a string comparison on every call
+     */
+
     switch (decision->len) {
 
     case 0:
         return 0;
 
     case sizeof("allow") - 1:
-        if (ngx_strncmp(decision->data, "allow", 5) == 0) {
-            return 1;
-        }
-
+        id = 1;
         break;
 
     case sizeof("deny") - 1:
-        if (ngx_strncmp(decision->data, "deny", 4) == 0) {
-            return 2;
-        }
-
+        id = 2;
         break;
 
     case sizeof("dry_run_deny") - 1:
-        if (ngx_strncmp(decision->data, "dry_run_deny", 12) == 0) {
-            return 3;
-        }
-
+        id = 3;
         break;
 
     case sizeof("public") - 1:
-        if (ngx_strncmp(decision->data, "public", 6) == 0) {
-            return 4;
-        }
-
+        id = 4;
         break;
+
+    default:
+        return NGX_HTTP_GRPC_GUARD_METRICS_DEC_OTHER;
     }
 
-    return NGX_HTTP_GRPC_GUARD_METRICS_DEC_OTHER;
+    if (decision->data[0] != ngx_http_grpc_guard_metrics_decisions[id].data[0])
+    {
+        return NGX_HTTP_GRPC_GUARD_METRICS_DEC_OTHER;
+    }
+
+    return id;
 }
 
 
@@ -701,18 +704,12 @@ ngx_http_grpc_guard_metrics_redis(ngx_uint_t node, ngx_uint_t up)
                                      NGX_HTTP_GRPC_GUARD_METRICS_NODE].elts;
     c = names[node]->counters;
 
-    /*
-     * gauges: the state the last worker to talk to the node saw; a word
-     * is written at once, and only on a change of state
-     */
+    /* gauges: the state the last worker to talk to the node saw */
 
-    if (c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_UP] != up) {
-        c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_UP] = up;
-    }
-
-    if (c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_OPEN] != !up) {
-        c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_OPEN] = !up;
-    }
+    (void) ngx_atomic_cmp_set(&c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_UP], !up,
+                              up);
+    (void) ngx_atomic_cmp_set(&c[NGX_HTTP_GRPC_GUARD_METRICS_NODE_OPEN], up,
+                              !up);
 }
 
 
