@@ -173,11 +173,11 @@ sub check_expected {
 }
 
 # Under valgrind nginx runs with "master_process off" and one process:
-# no reload, no second worker
+# no reload, no second worker; blocks 2-4 use the nginx of block 1
 add_block_preprocessor(sub {
     my $block = shift;
     return unless $ENV{TEST_NGINX_USE_VALGRIND}
-                  && $block->name =~ /reload|workers/;
+                  && $block->name =~ /^TEST [1-4]:/;
     diag($block->name . ": skipped under valgrind (master_process off)");
     $block->set_value('SKIP', 1);
 });
