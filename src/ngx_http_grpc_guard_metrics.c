@@ -411,19 +411,15 @@ ngx_http_grpc_guard_metrics_log_handler(ngx_http_request_t *r)
     status = ngx_http_grpc_guard_final_status(r, ctx, &source);
 
     if (status < 0 || status > 16) {
-
-        /* as in the audit record: another content type has no status */
-
-        if (status == NGX_HTTP_GRPC_GUARD_NO_STATUS) {
-            status = NGX_HTTP_GRPC_GUARD_METRICS_ST_NONE;
-
-        } else {
-            status = NGX_HTTP_GRPC_GUARD_METRICS_ST_OTHER;
-        }
+        status = (status == NGX_HTTP_GRPC_GUARD_NO_STATUS)
+                 ? NGX_HTTP_GRPC_GUARD_METRICS_ST_NONE
+                 : NGX_HTTP_GRPC_GUARD_METRICS_ST_OTHER;
 
     } else if (!ctx->call.grpc
                && source == NGX_HTTP_GRPC_GUARD_SOURCE_SYNTHESIZED)
     {
+        /* as in the audit record: another content type has no status */
+
         status = NGX_HTTP_GRPC_GUARD_METRICS_ST_NONE;
     }
 
