@@ -13,6 +13,7 @@ use Test::Nginx::Proc qw(run_cmd spawn stop_process read_file write_file);
 use Digest::SHA qw(sha256_hex);
 use JSON::PP ();
 use Time::HiRes ();
+use FindBin;
 
 $ENV{TEST_NGINX_REDIS_PORT} = start_redis();
 $ENV{TEST_NGINX_METRICS_PORT} = free_port();
@@ -574,3 +575,29 @@ zone size "4k" is too small
 --- must_die
 --- error_log
 invalid service name "pkg.Svc/Method"
+
+
+
+=== TEST 12: every reason code the module gives has a label of its own (not "other")
+--- init
+my $src = "$FindBin::Bin/../src";
+my $m = read_file("$src/ngx_http_grpc_guard_metrics.c") // '';
+my ($table) = $m =~ /ngx_http_grpc_guard_metrics_reasons\[\] = \{(.*?)\n\};/s;
+my %known;
+$known{$1} = 1 while ($table // '') =~ /ngx_string\("([^"]+)"\)/g;
+# reason codes: literals in statements about a reason or a refusal, and
+# the codes functions return (the JWT checks)
+my %found;
+for my $f (grep { !/_(metrics|variables)\.c$/ } glob "$src/*.c") {
+    for my $st (split /;/, read_file($f)) {
+        if ($st =~ /\breturn\s+"([a-z]+(?:_[a-z]+)+)"\s*$/) {
+            $found{$1} = $f;
+            next;
+        }
+        next unless $st =~ /reason|grpc_guard_refuse\(/;
+        $found{$1} = $f while $st =~ /"([a-z]+(?:_[a-z]+)+)"/g;
+    }
+}
+cmp_ok(scalar(keys %found), '>=', 40, 'reason codes found in src/');
+is(join(' ', sort grep { !$known{$_} } keys %found), '',
+   'no reason code is missing from the metrics table');
