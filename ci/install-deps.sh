@@ -39,6 +39,7 @@ libclang-rt-14-dev
 llvm-14
 procps
 iproute2
+prometheus
 "
 
 missing=""
@@ -93,11 +94,15 @@ if [ -n "$missing" ]; then
 fi
 
 # Debian starts the packaged services; the project starts its own copies on
-# loopback ports, so the system ones are stopped to keep ports 80 and 6379
-# free and the machine quiet.
+# loopback ports, so the system ones are stopped to keep ports 80, 6379 and
+# 9090 free and the machine quiet (t/080-metrics.t runs its own prometheus).
 if command -v service >/dev/null 2>&1; then
     $SUDO service nginx stop >/dev/null 2>&1 || true
     $SUDO service redis-server stop >/dev/null 2>&1 || true
+    $SUDO service prometheus stop >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 echo "install-deps: done"

@@ -666,6 +666,19 @@ refuse:
 }
 
 
+ngx_http_grpc_guard_pattern_t *
+ngx_http_grpc_guard_acl_pattern(ngx_array_t *rules, ngx_uint_t i)
+{
+    ngx_http_grpc_guard_acl_rule_t  *rule;
+
+    /* the method pattern of rule i, e.g. for the metrics' service names */
+
+    rule = rules->elts;
+
+    return &rule[i].pattern;
+}
+
+
 static void
 ngx_http_grpc_guard_acl_bucket_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_acl_bucket_t *b,

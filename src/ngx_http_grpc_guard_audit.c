@@ -547,6 +547,9 @@ ngx_http_grpc_guard_audit_emit(ngx_http_request_t *r,
 
     sink->seq++;
 
+    ngx_http_grpc_guard_metrics_add(NGX_HTTP_GRPC_GUARD_METRIC_AUDIT_RECORDS,
+                                    1);
+
     len = rec->len;
 
     if (sink->peer) {
@@ -1276,6 +1279,9 @@ ngx_http_grpc_guard_audit_failed(ngx_http_grpc_guard_audit_sink_t *sink,
     sink->lost += records;
     sink->lost_total += records;
     sink->err = err;
+
+    ngx_http_grpc_guard_metrics_add(NGX_HTTP_GRPC_GUARD_METRIC_AUDIT_DROPPED,
+                                    records);
 
     if (sink->reported == 0
         || ngx_time() - sink->reported >= NGX_HTTP_GRPC_GUARD_AUDIT_REPORT)

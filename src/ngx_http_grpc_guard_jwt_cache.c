@@ -95,8 +95,12 @@ ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
 
     if (jn == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
+        ngx_http_grpc_guard_metrics_add(NGX_HTTP_GRPC_GUARD_METRIC_JWT_MISS, 1);
         return NGX_DECLINED;
     }
+
+    ngx_http_grpc_guard_metrics_add(NGX_HTTP_GRPC_GUARD_METRIC_JWT_HIT_SHARED,
+                                    1);
 
     ngx_queue_remove(&jn->queue);
     ngx_queue_insert_head(&cache->sh->queue, &jn->queue);
@@ -142,6 +146,8 @@ ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
     {
         return NGX_DECLINED;
     }
+
+    ngx_http_grpc_guard_metrics_add(NGX_HTTP_GRPC_GUARD_METRIC_JWT_HIT_MEMO, 1);
 
     tok->has_exp = memo->has_exp;
     tok->has_nbf = memo->has_nbf;

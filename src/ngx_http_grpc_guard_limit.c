@@ -70,6 +70,7 @@ typedef struct {
     ngx_str_t                         prefix;   /* of the Redis key */
     ngx_str_t                         rate_arg;
     ngx_str_t                         window_arg;
+    ngx_uint_t                        metrics;  /* the limit's number */
     unsigned                          identity:1;
 } ngx_http_grpc_guard_limit_t;
 
@@ -141,6 +142,8 @@ static void ngx_http_grpc_guard_limit_parked(ngx_http_request_t *r);
 static void ngx_http_grpc_guard_limit_cleanup(void *data);
 static ngx_int_t ngx_http_grpc_guard_limit_decide(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_limit_ctx_t *lctx);
+static void ngx_http_grpc_guard_limit_count(
     ngx_http_grpc_guard_limit_ctx_t *lctx);
 static ngx_int_t ngx_http_grpc_guard_limit_refused(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
@@ -680,6 +683,8 @@ ngx_http_grpc_guard_limit_decide(ngx_http_request_t *r,
 {
     ngx_http_grpc_guard_limit_zone_t  *zone;
 
+    ngx_http_grpc_guard_limit_count(lctx);
+
     if (lctx->outcome == NGX_HTTP_GRPC_GUARD_LIMIT_REFUSED && !lctx->cached) {
 
         /* Redis said so: this key is refused here until the wait ends */
@@ -722,6 +727,28 @@ ngx_http_grpc_guard_limit_decide(ngx_http_request_t *r,
     }
 
     return ngx_http_grpc_guard_limit_refused(r, glcf, ctx, lctx);
+}
+
+
+static void
+ngx_http_grpc_guard_limit_count(ngx_http_grpc_guard_limit_ctx_t *lctx)
+{
+    ngx_uint_t  i;
+
+    /* the metrics: every limit checked, or the one over it */
+
+    if (lctx->outcome == NGX_HTTP_GRPC_GUARD_LIMIT_REFUSED) {
+        ngx_http_grpc_guard_metrics_limit(lctx->limits[lctx->index]->metrics,
+                                   NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_LIMITED);
+        return;
+    }
+
+    for (i = 0; i < lctx->n; i++) {
+        ngx_http_grpc_guard_metrics_limit(lctx->limits[i]->metrics,
+                        lctx->outcome == NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED
+                        ? NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_PASSED
+                        : NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_UNAVAILABLE);
+    }
 }
 
 
@@ -1552,6 +1579,10 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     if (limit->name.len == 0) {
         limit->name = key;
     }
+
+    limit->metrics = ngx_http_grpc_guard_metrics_name(cf,
+                                             NGX_HTTP_GRPC_GUARD_METRICS_LIMIT,
+                                             &limit->name);
 
     other = lcf->limits->elts;
 

@@ -95,6 +95,7 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_jwt_merge_conf,
     ngx_http_grpc_guard_message_merge_conf,
     ngx_http_grpc_guard_xfcc_merge_conf,
+    ngx_http_grpc_guard_metrics_merge_conf,
     NULL
 };
 
@@ -356,6 +357,34 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       0,
       NULL },
 
+    { ngx_string("grpc_guard_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_grpc_guard_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_metrics_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_metrics_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_metrics_requests"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_metrics_requests,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_metrics_services"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_metrics_services,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -381,7 +410,7 @@ ngx_module_t  ngx_http_grpc_guard_module = {
     ngx_http_grpc_guard_commands,          /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_grpc_guard_metrics_init_module,  /* init module */
     ngx_http_grpc_guard_redis_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -623,6 +652,8 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
         if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
+
+        ngx_http_grpc_guard_metrics_auth(m->mask, rc, res.presented);
 
         if (rc == NGX_OK) {
             ctx->call.auth |= m->mask;
@@ -971,6 +1002,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
     }
 
     if (ngx_http_grpc_guard_message_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_grpc_guard_metrics_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -136,6 +136,30 @@ typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
 /* how far the request body's messages are read: message.c */
 typedef struct ngx_http_grpc_guard_message_ctx_s
     ngx_http_grpc_guard_message_ctx_t;
+/* ngx_http_grpc_guard_metrics.c: the zone, and a location's settings */
+typedef struct ngx_http_grpc_guard_metrics_main_s
+    ngx_http_grpc_guard_metrics_main_t;
+typedef struct ngx_http_grpc_guard_metrics_loc_s
+    ngx_http_grpc_guard_metrics_loc_t;
+
+/* what the other concerns count: ngx_http_grpc_guard_metrics_add() */
+
+#define NGX_HTTP_GRPC_GUARD_METRIC_JWT_HIT_MEMO     0
+#define NGX_HTTP_GRPC_GUARD_METRIC_JWT_HIT_SHARED   1
+#define NGX_HTTP_GRPC_GUARD_METRIC_JWT_MISS         2
+#define NGX_HTTP_GRPC_GUARD_METRIC_AUDIT_RECORDS    3
+#define NGX_HTTP_GRPC_GUARD_METRIC_AUDIT_DROPPED    4
+#define NGX_HTTP_GRPC_GUARD_METRIC_FIXED            5
+
+/* ngx_http_grpc_guard_metrics_limit() */
+#define NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_PASSED     0
+#define NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_LIMITED    1
+#define NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_UNAVAILABLE  2
+
+/* ngx_http_grpc_guard_metrics_name() */
+#define NGX_HTTP_GRPC_GUARD_METRICS_LIMIT           1
+#define NGX_HTTP_GRPC_GUARD_METRICS_NODE            2
+#define NGX_HTTP_GRPC_GUARD_METRICS_NONE            ((ngx_uint_t) -1)
 
 
 /* a line of an API-key file */
@@ -199,6 +223,7 @@ typedef struct {
     ngx_flag_t                  jwt_used;
     ngx_shm_zone_t             *jwt_cache;
     ngx_http_grpc_guard_jwt_main_t  *jwt;
+    ngx_http_grpc_guard_metrics_main_t  *metrics;
 } ngx_http_grpc_guard_main_conf_t;
 
 
@@ -226,6 +251,7 @@ typedef struct {
     ngx_http_grpc_guard_acl_t  *acl;        /* the rules, indexed */
     ngx_uint_t                  acl_mode;
     size_t                      max_message_size;   /* 0: off */
+    ngx_http_grpc_guard_metrics_loc_t  *metrics;
 } ngx_http_grpc_guard_loc_conf_t;
 
 
@@ -469,6 +495,8 @@ char *ngx_http_grpc_guard_acl_merge_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_grpc_guard_acl_check(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 ngx_uint_t ngx_http_grpc_guard_acl_identity(ngx_http_grpc_guard_acl_t *acl);
+ngx_http_grpc_guard_pattern_t *ngx_http_grpc_guard_acl_pattern(
+    ngx_array_t *rules, ngx_uint_t i);
 ngx_int_t ngx_http_grpc_guard_acl_text_match(ngx_str_t *text,
     ngx_array_t *values, ngx_uint_t words);
 
@@ -516,6 +544,31 @@ char *ngx_http_grpc_guard_audit_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_audit_init(ngx_conf_t *cf);
+
+/* ngx_http_grpc_guard_metrics.c: counters, Prometheus exposition */
+
+char *ngx_http_grpc_guard_metrics_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_metrics_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_metrics_requests(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_metrics_services(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_metrics_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_int_t ngx_http_grpc_guard_metrics_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_grpc_guard_metrics_init_module(ngx_cycle_t *cycle);
+ngx_uint_t ngx_http_grpc_guard_metrics_name(ngx_conf_t *cf, ngx_uint_t kind,
+    ngx_str_t *name);
+void ngx_http_grpc_guard_metrics_add(ngx_uint_t id, ngx_uint_t n);
+void ngx_http_grpc_guard_metrics_auth(ngx_uint_t method, ngx_int_t rc,
+    ngx_uint_t presented);
+void ngx_http_grpc_guard_metrics_limit(ngx_uint_t limit, ngx_uint_t result);
+void ngx_http_grpc_guard_metrics_redis(ngx_uint_t node, ngx_uint_t up);
+uint64_t ngx_http_grpc_guard_metrics_now(void);
+void ngx_http_grpc_guard_metrics_latency(ngx_uint_t node, uint64_t start);
 
 
 extern ngx_module_t  ngx_http_grpc_guard_module;

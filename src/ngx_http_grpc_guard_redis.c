@@ -81,6 +81,7 @@ struct ngx_http_grpc_guard_redis_cmd_s {
     ngx_str_t                             *argv;
 
     ngx_uint_t                             type;
+    uint64_t                               start;   /* for the metrics */
     unsigned                               retried:1;
 };
 
@@ -106,6 +107,7 @@ struct ngx_http_grpc_guard_redis_conn_s {
 
 struct ngx_http_grpc_guard_redis_s {
     ngx_str_t                              name;    /* as configured */
+    ngx_uint_t                             metrics; /* the node's number */
     struct sockaddr                       *sockaddr;
     socklen_t                              socklen;
     ngx_str_t                              user;
@@ -350,6 +352,9 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "has \"user=\" without a password";
     }
 
+    rd->metrics = ngx_http_grpc_guard_metrics_name(cf,
+                                   NGX_HTTP_GRPC_GUARD_METRICS_NODE, &rd->name);
+
     gmcf->redis = rd;
 
     return NGX_CONF_OK;
@@ -570,6 +575,7 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     cmd->data = data;
     cmd->argc = argc;
     cmd->argv = argv;
+    cmd->start = ngx_http_grpc_guard_metrics_now();
 
     ngx_add_timer(&cmd->timer, rd->timeout);
 
@@ -1213,6 +1219,8 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
 
     cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
 
+    ngx_http_grpc_guard_metrics_latency(rd->metrics, cmd->start);
+
     if (cmd->type != NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL) {
 
         if (ngx_http_grpc_guard_redis_handshake_reply(conn, cmd, reply)
@@ -1302,6 +1310,8 @@ ngx_http_grpc_guard_redis_handshake_reply(
     }
 
     conn->state = NGX_HTTP_GRPC_GUARD_REDIS_READY;
+
+    ngx_http_grpc_guard_metrics_redis(rd->metrics, 1);
 
     if (rd->open) {
         ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
@@ -1439,6 +1449,8 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
     }
 
     rd->failures++;
+
+    ngx_http_grpc_guard_metrics_redis(rd->metrics, 0);
 
     if (!rd->open) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
