@@ -1345,7 +1345,7 @@ static ngx_int_t
 ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
 {
     ngx_str_t                        *message;
-    ngx_uint_t                        status, code, kind;
+    ngx_uint_t                        status, code, kind, early;
     ngx_http_grpc_guard_ctx_t        *ctx;
     ngx_http_core_srv_conf_t         *cscf;
     ngx_http_grpc_guard_loc_conf_t   *glcf;
@@ -1356,6 +1356,8 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
     if (r != r->main || status == NGX_HTTP_OK || status < NGX_HTTP_OK) {
         return ngx_http_next_header_filter(r);
     }
+
+    early = 0;
 
     ctx = ngx_http_grpc_guard_get_ctx(r);
 
@@ -1399,6 +1401,8 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
         ctx->call.grpc = kind;
         ctx->conf = glcf;
         ngx_http_grpc_guard_raw_path(r, &ctx->call.path);
+
+        early = 1;
 
     } else if (!ctx->call.grpc || ctx->rewritten) {
         return ngx_http_next_header_filter(r);
@@ -1495,6 +1499,17 @@ ngx_http_grpc_guard_header_filter(ngx_http_request_t *r)
         case NGX_HTTP_GATEWAY_TIME_OUT:
             ngx_str_set(&ctx->call.reason, "upstream_timeout");
             break;
+
+        case NGX_HTTP_BAD_REQUEST:
+
+            /* refused by nginx before the guard saw it: bad headers */
+
+            if (early) {
+                ngx_str_set(&ctx->call.reason, "bad_request");
+                break;
+            }
+
+            /* fall through */
 
         default:
             ngx_str_set(&ctx->call.reason, "http_error");

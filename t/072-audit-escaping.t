@@ -89,7 +89,7 @@ main::h2_raw_end('/test.Echo/Unary', 'localhost',
 my $bad = "ex\x01am\x{fffd}ple\x7f\"\\\x1b[31m\tq:80";
 # the second call's content-type came before its Host header: a gRPC
 # call, whose 400 the guard answers with grpc-status 13
-my @refused = (http_status => 400, reason => 'http_error', grpc_status => 13,
+my @refused = (http_status => 400, reason => 'bad_request', grpc_status => 13,
                grpc_status_source => 'synthesized');
 $main::AuthorityApart
 ? [base_record(method => '/test.Echo/Unary', http_status => 400,

@@ -42,11 +42,20 @@ __DATA__
 my @end = (main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb"),
            main::h2_raw_end('/test.Echo/Unary', 'localhost', 'X-Upper' => 'v'),
            main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\0b"));
-is("@end", 'rst rst rst', 'nginx reset the three streams');
+# nginx 1.22 resets such a stream (RST_STREAM PROTOCOL_ERROR), newer
+# nginx answers it with 400; the records must say the same either way
+$::End = "@end";
+like($::End, qr/^(rst rst rst|end_stream end_stream end_stream)$/,
+     'nginx refused the three streams');
+--- audit_count: 3
 --- audit_check eval
 sub {
     my ($r) = @_;
     main::check_bad_request($r, 3);
+    if ($::End =~ /end_stream/) {
+        is(join(' ', map { $_->{http_status} } @$r), '400 400 400',
+           'answered with 400');
+    }
     is(join(' ', map { $_->{method} // '-' } @$r),
        '/test.Echo/Unary /test.Echo/Unary /test.Echo/Unary', 'methods');
 }
@@ -69,6 +78,7 @@ main::h2_raw_end("/test.Echo/A\nB", 'localhost');
 main::h2_raw_end("/test.Echo/A\xff\x01", 'localhost');
 main::h2_raw_end('/test.Echo/A B', 'localhost');
 main::h2_raw_end('/test.Echo/Unary', "a\0b");
+--- audit_count: 4
 --- audit_check eval
 sub {
     my ($r) = @_;
@@ -90,6 +100,7 @@ the request was, and the server is not guarded: no grpc_status.
 --- init
 main::h2_raw_end('/test.Echo/Unary', 'localhost', 'x-bad' => "a\nb");
 main::h2_raw_end('/test.Echo/Unary', "a\0b");
+--- audit_count: 2
 --- audit_check eval
 sub {
     my ($r) = @_;
