@@ -30,19 +30,25 @@
  * (redisReader).
  *
  * A connection says AUTH, SELECT and SCRIPT LOAD first, in the same
- * write as the first commands.  A command waits at most "timeout";
- * then its caller gets no reply and the command stays in the queue,
- * detached, until Redis answers it.  Failures (connect, handshake,
- * a connection lost, repeated timeouts) open a circuit breaker: the
- * callers get no reply at once, and a timer with a jittered,
- * exponential backoff tries one connection until Redis answers again.
+ * write as the first commands.  With "tls", nginx's own SSL layer runs
+ * on the same connection: the handshake and the check of the server's
+ * certificate come before a byte of that (the password above all) is
+ * sent; the TLS session is kept and offered on the next connection.
+ *
+ * A command waits at most "timeout"; then its caller gets no reply and
+ * the command stays in the queue, detached, until Redis answers it.
+ * Failures (connect, TLS, handshake, a connection lost, repeated
+ * timeouts) open a circuit breaker: the callers get no reply at once,
+ * and a timer with a jittered, exponential backoff tries one connection
+ * until Redis answers again.
  */
 
 
 #define NGX_HTTP_GRPC_GUARD_REDIS_DOWN          0
 #define NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING    1
-#define NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE     2
-#define NGX_HTTP_GRPC_GUARD_REDIS_READY         3
+#define NGX_HTTP_GRPC_GUARD_REDIS_TLS           2
+#define NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE     3
+#define NGX_HTTP_GRPC_GUARD_REDIS_READY         4
 
 /* what a pending command is */
 
@@ -119,6 +125,14 @@ struct ngx_http_grpc_guard_redis_s {
     ngx_str_t                              script;
     u_char                                 sha1[40];
 
+#if (NGX_SSL)
+    ngx_ssl_t                             *ssl;     /* NULL: no TLS */
+    ngx_str_t                              tls_name;    /* null-terminated */
+    ngx_flag_t                             tls_verify;
+    ngx_flag_t                             tls_name_ip;
+    ngx_ssl_session_t                     *tls_session;     /* per worker */
+#endif
+
     /* per worker, from ngx_http_grpc_guard_redis_init_process() */
 
     ngx_http_grpc_guard_redis_conn_t      *conns;
@@ -154,6 +168,21 @@ static void ngx_http_grpc_guard_redis_post_write(
 static void ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_grpc_guard_redis_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_grpc_guard_redis_test_connect(ngx_connection_t *c);
+static void ngx_http_grpc_guard_redis_connected(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+#if (NGX_SSL)
+static void ngx_http_grpc_guard_redis_tls_start(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+static void ngx_http_grpc_guard_redis_tls_handshake(ngx_connection_t *c);
+static ngx_int_t ngx_http_grpc_guard_redis_tls_verify(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+static void ngx_http_grpc_guard_redis_tls_save_session(ngx_connection_t *c);
+static char *ngx_http_grpc_guard_redis_tls_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_redis_t *rd, ngx_str_t *host, ngx_str_t *cert,
+    ngx_str_t *key, ngx_str_t *trusted);
+static char *ngx_http_grpc_guard_redis_tls_file(ngx_conf_t *cf,
+    char *what, ngx_str_t *file);
+#endif
 static void ngx_http_grpc_guard_redis_dispatch(
     ngx_http_grpc_guard_redis_conn_t *conn, redisReply *reply);
 static ngx_int_t ngx_http_grpc_guard_redis_handshake_reply(
@@ -185,8 +214,9 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_grpc_guard_main_conf_t *gmcf = conf;
 
     char                         *rv;
-    ngx_int_t                     n;
-    ngx_str_t                    *value, s, file;
+    ngx_int_t                     n, tls, verify;
+    ngx_str_t                    *value, *tls_param, s, file;
+    ngx_str_t                     cert, key, trusted, name;
     ngx_url_t                     u;
     ngx_uint_t                    i;
     ngx_http_grpc_guard_redis_t  *rd;
@@ -245,8 +275,86 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     rd->nodelay = (u.family != AF_UNIX);
 
     ngx_str_null(&file);
+    ngx_str_null(&cert);
+    ngx_str_null(&key);
+    ngx_str_null(&trusted);
+    ngx_str_null(&name);
+
+    tls = 0;
+    verify = 1;
+    tls_param = NULL;
 
     for (i = 2; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 3 && ngx_strcmp(value[i].data, "tls") == 0) {
+            tls = 1;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_", 4) == 0) {
+
+            if (tls_param == NULL) {
+                tls_param = &value[i];
+            }
+
+            if (ngx_strcmp(value[i].data, "tls_verify=on") == 0) {
+                verify = 1;
+                continue;
+            }
+
+            if (ngx_strcmp(value[i].data, "tls_verify=off") == 0) {
+                verify = 0;
+                continue;
+            }
+
+            if (ngx_strncmp(value[i].data, "tls_trusted_certificate=", 24)
+                == 0)
+            {
+                trusted.len = value[i].len - 24;
+                trusted.data = value[i].data + 24;
+
+                if (trusted.len == 0) {
+                    goto invalid;
+                }
+
+                continue;
+            }
+
+            if (ngx_strncmp(value[i].data, "tls_certificate=", 16) == 0) {
+                cert.len = value[i].len - 16;
+                cert.data = value[i].data + 16;
+
+                if (cert.len == 0) {
+                    goto invalid;
+                }
+
+                continue;
+            }
+
+            if (ngx_strncmp(value[i].data, "tls_certificate_key=", 20) == 0) {
+                key.len = value[i].len - 20;
+                key.data = value[i].data + 20;
+
+                if (key.len == 0) {
+                    goto invalid;
+                }
+
+                continue;
+            }
+
+            if (ngx_strncmp(value[i].data, "tls_name=", 9) == 0) {
+                name.len = value[i].len - 9;
+                name.data = value[i].data + 9;
+
+                if (name.len == 0) {
+                    goto invalid;
+                }
+
+                continue;
+            }
+
+            goto invalid;
+        }
 
         if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
             rd->password.len = value[i].len - 9;
@@ -350,6 +458,47 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "has \"user=\" without a password";
     }
 
+    if (tls_param && !tls) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" needs \"tls\"", tls_param);
+        return NGX_CONF_ERROR;
+    }
+
+    if (tls) {
+
+#if (NGX_SSL)
+
+        rd->tls_verify = verify;
+
+        if (name.len == 0) {
+
+            if (u.family == AF_UNIX && verify) {
+                return "needs \"tls_name=\" with \"tls\" on a unix socket";
+            }
+
+            name = u.host;
+
+            /* an IPv6 address is verified without its brackets */
+
+            if (name.len > 2 && name.data[0] == '[') {
+                name.data++;
+                name.len -= 2;
+            }
+        }
+
+        rv = ngx_http_grpc_guard_redis_tls_conf(cf, rd, &name, &cert, &key,
+                                                &trusted);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+#else
+
+        return "cannot use \"tls\": nginx was built without SSL";
+
+#endif
+    }
+
     gmcf->redis = rd;
 
     return NGX_CONF_OK;
@@ -404,6 +553,158 @@ ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf, ngx_str_t *file,
 
     return NGX_CONF_OK;
 }
+
+
+#if (NGX_SSL)
+
+static char *
+ngx_http_grpc_guard_redis_tls_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_redis_t *rd, ngx_str_t *name, ngx_str_t *cert,
+    ngx_str_t *key, ngx_str_t *trusted)
+{
+    char                *rv;
+    ngx_pool_cleanup_t  *cln;
+
+    if (rd->tls_verify && trusted->len == 0) {
+        return "verifies the certificate of Redis with \"tls\": it needs "
+               "\"tls_trusted_certificate=\" (or \"tls_verify=off\")";
+    }
+
+    if (cert->len && key->len == 0) {
+        return "has \"tls_certificate=\" without \"tls_certificate_key=\"";
+    }
+
+    if (key->len && cert->len == 0) {
+        return "has \"tls_certificate_key=\" without \"tls_certificate=\"";
+    }
+
+    /* the files are named here, with this line, when they cannot be read */
+
+    if (cert->len) {
+        rv = ngx_http_grpc_guard_redis_tls_file(cf, "tls_certificate=", cert);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        rv = ngx_http_grpc_guard_redis_tls_file(cf, "tls_certificate_key=",
+                                                key);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    if (trusted->len) {
+        rv = ngx_http_grpc_guard_redis_tls_file(cf,
+                                                "tls_trusted_certificate=",
+                                                trusted);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
+
+    /* SNI and X509_check_host() want the name null-terminated */
+
+    rd->tls_name.len = name->len;
+    rd->tls_name.data = ngx_pnalloc(cf->pool, name->len + 1);
+    if (rd->tls_name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn(rd->tls_name.data, name->data, name->len + 1);
+
+    rd->tls_name_ip = (ngx_inet_addr(name->data, name->len) != INADDR_NONE);
+
+#if (NGX_HAVE_INET6)
+    {
+    u_char  addr6[16];
+
+    if (ngx_inet6_addr(name->data, name->len, addr6) == NGX_OK) {
+        rd->tls_name_ip = 1;
+    }
+    }
+#endif
+
+    rd->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rd->ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ssl->log = cf->log;
+
+    if (ngx_ssl_create(rd->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rd->ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rd->ssl;
+
+    if (cert->len
+        && ngx_ssl_certificate(cf, rd->ssl, cert, key, NULL) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot load \"tls_certificate=%V\" and "
+                           "\"tls_certificate_key=%V\"", cert, key);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * the verify mode stays SSL_VERIFY_NONE, as with proxy_ssl_verify:
+     * the result is checked once the handshake is done, so that the
+     * error log can say what was wrong with the certificate
+     */
+
+    if (rd->tls_verify
+        && ngx_ssl_trusted_certificate(cf, rd->ssl, trusted, 9) != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "cannot load \"tls_trusted_certificate=%V\"",
+                           trusted);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_ssl_client_session_cache(cf, rd->ssl, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_grpc_guard_redis_tls_file(ngx_conf_t *cf, char *what,
+    ngx_str_t *file)
+{
+    ngx_fd_t  fd;
+
+    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(file->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "cannot read \"%s%V\"", what, file);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%V\" failed", file);
+    }
+
+    return NGX_CONF_OK;
+}
+
+#endif
 
 
 void
@@ -529,6 +830,15 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     rd->nfree = 0;
+
+#if (NGX_SSL)
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+#endif
 }
 
 
@@ -745,14 +1055,231 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 
         /* connected at once, as a unix socket usually is */
 
-        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
-        conn->log.action = "talking to redis";
-
-        ngx_http_grpc_guard_redis_post_write(conn);
+        ngx_http_grpc_guard_redis_connected(conn);
     }
 
     return NGX_OK;
 }
+
+
+static void
+ngx_http_grpc_guard_redis_connected(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+#if (NGX_SSL)
+
+    if (conn->redis->ssl) {
+        ngx_http_grpc_guard_redis_tls_start(conn);
+        return;
+    }
+
+#endif
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
+    conn->log.action = "talking to redis";
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_http_grpc_guard_redis_tls_start(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_http_grpc_guard_redis_t  *rd;
+
+    rd = conn->redis;
+    c = conn->peer.connection;
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_TLS;
+    conn->log.action = "TLS handshaking to redis";
+
+    /* the SSL layer keeps its state in the connection's pool */
+
+    c->pool = ngx_create_pool(1024, &conn->log);
+    if (c->pool == NULL) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    if (ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+
+    /* as per RFC 6066, literal IPv4 and IPv6 addresses are not sent */
+
+    if (!rd->tls_name_ip
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) rd->tls_name.data)
+           == 0)
+    {
+        ngx_ssl_error(NGX_LOG_ERR, &conn->log, 0,
+                      "SSL_set_tlsext_host_name(\"%V\") failed",
+                      &rd->tls_name);
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+#endif
+
+    c->ssl->save_session = ngx_http_grpc_guard_redis_tls_save_session;
+
+    if (ngx_ssl_set_session(c, rd->tls_session) != NGX_OK) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    /* the connect timer on the read event also bounds the handshake */
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_grpc_guard_redis_tls_handshake;
+        return;
+    }
+
+    ngx_http_grpc_guard_redis_tls_handshake(c);
+}
+
+
+static void
+ngx_http_grpc_guard_redis_tls_handshake(ngx_connection_t *c)
+{
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    conn = c->data;
+
+    if (!c->ssl->handshaked) {
+
+        if (c->read->timedout || c->write->timedout) {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, NGX_ETIMEDOUT,
+                          "redis did not complete the TLS handshake in time");
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                          "TLS handshake with redis failed");
+        }
+
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    if (conn->redis->tls_verify
+        && ngx_http_grpc_guard_redis_tls_verify(conn) != NGX_OK)
+    {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "grpc guard redis TLS session reused: %d",
+                   SSL_session_reused(c->ssl->connection));
+
+    c->read->handler = ngx_http_grpc_guard_redis_read_handler;
+    c->write->handler = ngx_http_grpc_guard_redis_write_handler;
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
+    conn->log.action = "talking to redis";
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_redis_tls_verify(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    long                          rc;
+    X509                         *cert;
+    ngx_int_t                     match;
+    ngx_connection_t             *c;
+    ngx_http_grpc_guard_redis_t  *rd;
+
+    rd = conn->redis;
+    c = conn->peer.connection;
+
+    rc = SSL_get_verify_result(c->ssl->connection);
+
+    if (rc != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis certificate verify failed: (%l:%s)",
+                      rc, X509_verify_cert_error_string(rc));
+        goto failed;
+    }
+
+    if (!rd->tls_name_ip) {
+        match = ngx_ssl_check_host(c, &rd->tls_name);
+
+    } else {
+
+        /*
+         * ngx_ssl_check_host() compares DNS names only: an address is
+         * looked for among the certificate's IP address SANs
+         */
+
+        cert = SSL_get_peer_certificate(c->ssl->connection);
+        if (cert == NULL) {
+            match = NGX_ERROR;
+
+        } else {
+            match = (X509_check_ip_asc(cert, (char *) rd->tls_name.data, 0)
+                     == 1) ? NGX_OK : NGX_ERROR;
+            X509_free(cert);
+        }
+    }
+
+    if (match != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis certificate does not match \"%V\"",
+                      &rd->tls_name);
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    /* a session of a server that was not trusted is not offered again */
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_grpc_guard_redis_tls_save_session(ngx_connection_t *c)
+{
+    ngx_ssl_session_t                 *session;
+    ngx_http_grpc_guard_redis_t       *rd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    conn = c->data;
+    rd = conn->redis;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "grpc guard redis TLS session saved: %p", session);
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+    }
+
+    rd->tls_session = session;
+}
+
+#endif
 
 
 static ngx_int_t
@@ -1012,7 +1539,10 @@ ngx_http_grpc_guard_redis_post_write(ngx_http_grpc_guard_redis_conn_t *conn)
 
     c = conn->peer.connection;
 
-    if (c == NULL || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING) {
+    if (c == NULL
+        || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING
+        || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_TLS)
+    {
         return;
     }
 
@@ -1039,8 +1569,8 @@ ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev)
             return;
         }
 
-        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
-        conn->log.action = "talking to redis";
+        ngx_http_grpc_guard_redis_connected(conn);
+        return;
     }
 
     while (conn->pos < conn->last) {
@@ -1374,6 +1904,26 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
                        "grpc guard redis close, %ui pending",
                        conn->npending);
+
+#if (NGX_SSL)
+
+        if (conn->peer.connection->ssl) {
+
+            /* close_notify is sent when it can be, never waited for */
+
+            conn->peer.connection->ssl->no_wait_shutdown = 1;
+
+            if (ngx_ssl_shutdown(conn->peer.connection) == NGX_AGAIN) {
+                conn->peer.connection->ssl->no_send_shutdown = 1;
+                (void) ngx_ssl_shutdown(conn->peer.connection);
+            }
+        }
+
+#endif
+
+        if (conn->peer.connection->pool) {
+            ngx_destroy_pool(conn->peer.connection->pool);
+        }
 
         ngx_close_connection(conn->peer.connection);
         conn->peer.connection = NULL;
