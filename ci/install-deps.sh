@@ -19,6 +19,7 @@ libhiredis-dev
 openssl
 curl
 redis-server
+redis-sentinel
 redis-tools
 python3
 python3-grpcio
@@ -93,11 +94,12 @@ if [ -n "$missing" ]; then
 fi
 
 # Debian starts the packaged services; the project starts its own copies on
-# loopback ports, so the system ones are stopped to keep ports 80 and 6379
-# free and the machine quiet.
+# loopback ports, so the system ones are stopped to keep ports 80, 6379 and
+# 26379 free and the machine quiet.
 if command -v service >/dev/null 2>&1; then
     $SUDO service nginx stop >/dev/null 2>&1 || true
     $SUDO service redis-server stop >/dev/null 2>&1 || true
+    $SUDO service redis-sentinel stop >/dev/null 2>&1 || true
 fi
 
 echo "install-deps: done"

@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_grpc_guard_module.h"
+#include "ngx_http_grpc_guard_redis.h"
 
 
 /*
@@ -44,111 +45,6 @@
  */
 
 
-#define NGX_HTTP_GRPC_GUARD_REDIS_DOWN          0
-#define NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING    1
-#define NGX_HTTP_GRPC_GUARD_REDIS_TLS           2
-#define NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE     3
-#define NGX_HTTP_GRPC_GUARD_REDIS_READY         4
-
-/* what a pending command is */
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL      0
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_AUTH      1
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_SELECT    2
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_SCRIPT    3
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_BACKOFF_MIN   100
-#define NGX_HTTP_GRPC_GUARD_REDIS_BACKOFF_MAX   2000
-
-/* consecutive timed out commands that make a connection suspect */
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_TIMEOUTS  3
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING   4096
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_OUTPUT    (1024 * 1024)
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_FREE      256
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS      64
-
-
-typedef struct ngx_http_grpc_guard_redis_conn_s
-    ngx_http_grpc_guard_redis_conn_t;
-
-
-struct ngx_http_grpc_guard_redis_cmd_s {
-    ngx_queue_t                            queue;
-    ngx_event_t                            timer;
-    ngx_http_grpc_guard_redis_conn_t      *conn;
-
-    /* NULL when nobody waits for the reply any more */
-    ngx_http_grpc_guard_redis_handler_pt   handler;
-    void                                  *data;
-
-    /* the caller's arguments, kept for a NOSCRIPT retry */
-    ngx_uint_t                             argc;
-    ngx_str_t                             *argv;
-
-    ngx_uint_t                             type;
-    unsigned                               retried:1;
-};
-
-
-struct ngx_http_grpc_guard_redis_conn_s {
-    ngx_peer_connection_t                  peer;
-    ngx_http_grpc_guard_redis_t           *redis;
-    ngx_log_t                              log;
-    redisReader                           *reader;
-
-    u_char                                *start;   /* output buffer */
-    u_char                                *pos;
-    u_char                                *last;
-    u_char                                *end;
-
-    ngx_queue_t                            pending;
-    ngx_uint_t                             npending;
-    ngx_uint_t                             state;
-    ngx_uint_t                             timeouts;
-    ngx_uint_t                             generation;
-};
-
-
-struct ngx_http_grpc_guard_redis_s {
-    ngx_str_t                              name;    /* as configured */
-    struct sockaddr                       *sockaddr;
-    socklen_t                              socklen;
-    ngx_str_t                              user;
-    ngx_str_t                              password;
-    ngx_uint_t                             db;
-    ngx_msec_t                             timeout;
-    ngx_msec_t                             connect_timeout;
-    ngx_uint_t                             keepalive;
-    ngx_flag_t                             nodelay;    /* TCP */
-
-    ngx_str_t                              script;
-    u_char                                 sha1[40];
-
-#if (NGX_SSL)
-    ngx_ssl_t                             *ssl;     /* NULL: no TLS */
-    ngx_str_t                              tls_name;    /* null-terminated */
-    ngx_flag_t                             tls_verify;
-    ngx_flag_t                             tls_name_ip;
-    ngx_ssl_session_t                     *tls_session;     /* per worker */
-#endif
-
-    /* per worker, from ngx_http_grpc_guard_redis_init_process() */
-
-    ngx_http_grpc_guard_redis_conn_t      *conns;
-    ngx_queue_t                            free;    /* unused commands */
-    ngx_uint_t                             nfree;
-    ngx_uint_t                             failures;
-    ngx_event_t                            retry;
-    ngx_log_t                             *log;
-
-    unsigned                               open:1;  /* breaker */
-    unsigned                               exiting:1;
-};
-
-
-static ngx_int_t ngx_http_grpc_guard_redis_connect(
-    ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_int_t ngx_http_grpc_guard_redis_handshake(
     ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_http_grpc_guard_redis_conn_t *ngx_http_grpc_guard_redis_pick(
@@ -189,21 +85,19 @@ static ngx_int_t ngx_http_grpc_guard_redis_handshake_reply(
     ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_http_grpc_guard_redis_cmd_t *cmd, redisReply *reply);
 static void ngx_http_grpc_guard_redis_timeout(ngx_event_t *ev);
-static void ngx_http_grpc_guard_redis_close(
-    ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t failed);
 static void ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd);
 static void ngx_http_grpc_guard_redis_retry(ngx_event_t *ev);
 static u_char *ngx_http_grpc_guard_redis_log_error(ngx_log_t *log,
     u_char *buf, size_t len);
-static char *ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf,
-    ngx_str_t *file, ngx_str_t *password);
 
 
 static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
     ngx_string("EVALSHA"),
     ngx_string("AUTH"),
     ngx_string("SELECT"),
-    ngx_string("SCRIPT LOAD")
+    ngx_string("SCRIPT LOAD"),
+    ngx_string("ROLE"),
+    ngx_string("PING")
 };
 
 
@@ -249,30 +143,42 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url = value[1];
-    u.default_port = 6379;
+    /* "sentinel=..." instead of an address: the sentinels say where */
 
-    /* resolved here, at configuration time: workers never resolve */
+    i = 1;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\"", u.err, &u.url);
+    if (ngx_strncmp(value[1].data, "sentinel=", 9) != 0) {
+
+        u.url = value[1];
+        u.default_port = 6379;
+
+        /* resolved here, at configuration time: workers never resolve */
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            if (u.err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "%s in \"%V\"", u.err, &u.url);
+            }
+
+            return NGX_CONF_ERROR;
         }
 
-        return NGX_CONF_ERROR;
-    }
+        if (u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "no address for \"%V\"", &u.url);
+            return NGX_CONF_ERROR;
+        }
 
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no address for \"%V\"", &u.url);
-        return NGX_CONF_ERROR;
-    }
+        rd->name = u.addrs[0].name;
+        rd->sockaddr = u.addrs[0].sockaddr;
+        rd->socklen = u.addrs[0].socklen;
+        rd->nodelay = (u.family != AF_UNIX);
 
-    rd->name = u.addrs[0].name;
-    rd->sockaddr = u.addrs[0].sockaddr;
-    rd->socklen = u.addrs[0].socklen;
-    rd->nodelay = (u.family != AF_UNIX);
+        i = 2;
+
+    } else {
+        rd->nodelay = 1;
+    }
 
     ngx_str_null(&file);
     ngx_str_null(&cert);
@@ -284,7 +190,17 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     verify = 1;
     tls_param = NULL;
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        n = ngx_http_grpc_guard_sentinel_param(cf, rd, &value[i]);
+
+        if (n == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (n == NGX_OK) {
+            continue;
+        }
 
         if (value[i].len == 3 && ngx_strcmp(value[i].data, "tls") == 0) {
             tls = 1;
@@ -401,7 +317,10 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         if (ngx_strncmp(value[i].data, "keepalive=", 10) == 0) {
             n = ngx_atoi(value[i].data + 10, value[i].len - 10);
-            if (n == NGX_ERROR || n == 0 || n > 64) {
+            if (n == NGX_ERROR
+                || n == 0
+                || n > NGX_HTTP_GRPC_GUARD_REDIS_MAX_KEEPALIVE)
+            {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "\"keepalive=\" must be 1 to 64 in "
                                    "\"%V\"", &value[i]);
@@ -458,6 +377,11 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "has \"user=\" without a password";
     }
 
+    rv = ngx_http_grpc_guard_sentinel_conf(cf, rd);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
     if (tls_param && !tls) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" needs \"tls\"", tls_param);
@@ -470,7 +394,7 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         rd->tls_verify = verify;
 
-        if (name.len == 0) {
+        if (name.len == 0 && rd->sentinel == NULL) {
 
             if (u.family == AF_UNIX && verify) {
                 return "needs \"tls_name=\" with \"tls\" on a unix socket";
@@ -512,7 +436,7 @@ invalid:
 }
 
 
-static char *
+char *
 ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *password)
 {
@@ -602,27 +526,33 @@ ngx_http_grpc_guard_redis_tls_conf(ngx_conf_t *cf,
         }
     }
 
-    /* SNI and X509_check_host() want the name null-terminated */
+    /*
+     * SNI and X509_check_host() want the name null-terminated; without
+     * a name (Sentinel) each server is verified by the address it has
+     */
 
-    rd->tls_name.len = name->len;
-    rd->tls_name.data = ngx_pnalloc(cf->pool, name->len + 1);
-    if (rd->tls_name.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    if (name->len) {
+        rd->tls_name.len = name->len;
+        rd->tls_name.data = ngx_pnalloc(cf->pool, name->len + 1);
+        if (rd->tls_name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
 
-    (void) ngx_cpystrn(rd->tls_name.data, name->data, name->len + 1);
+        (void) ngx_cpystrn(rd->tls_name.data, name->data, name->len + 1);
 
-    rd->tls_name_ip = (ngx_inet_addr(name->data, name->len) != INADDR_NONE);
+        rd->tls_name_ip = (ngx_inet_addr(name->data, name->len)
+                           != INADDR_NONE);
 
 #if (NGX_HAVE_INET6)
-    {
-    u_char  addr6[16];
+        {
+        u_char  addr6[16];
 
-    if (ngx_inet6_addr(name->data, name->len, addr6) == NGX_OK) {
-        rd->tls_name_ip = 1;
-    }
-    }
+        if (ngx_inet6_addr(name->data, name->len, addr6) == NGX_OK) {
+            rd->tls_name_ip = 1;
+        }
+        }
 #endif
+    }
 
     rd->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
     if (rd->ssl == NULL) {
@@ -749,13 +679,9 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < rd->keepalive; i++) {
-        rd->conns[i].redis = rd;
-        ngx_queue_init(&rd->conns[i].pending);
-
-        rd->conns[i].log = *cycle->log;
-        rd->conns[i].log.handler = ngx_http_grpc_guard_redis_log_error;
-        rd->conns[i].log.data = &rd->conns[i];
-        rd->conns[i].log.action = NULL;
+        ngx_http_grpc_guard_redis_init_conn(&rd->conns[i], rd,
+                                            NGX_HTTP_GRPC_GUARD_REDIS_DATA,
+                                            cycle->log);
     }
 
     ngx_queue_init(&rd->free);
@@ -767,7 +693,31 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     rd->retry.log = cycle->log;
     rd->retry.cancelable = 1;
 
+    if (rd->sentinel) {
+        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
+    }
+
     return NGX_OK;
+}
+
+
+void
+ngx_http_grpc_guard_redis_init_conn(ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t kind, ngx_log_t *log)
+{
+    conn->redis = rd;
+    conn->kind = kind;
+    ngx_queue_init(&conn->pending);
+
+    if (kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+        conn->name = &rd->name;
+        conn->password = &rd->password;
+    }
+
+    conn->log = *log;
+    conn->log.handler = ngx_http_grpc_guard_redis_log_error;
+    conn->log.data = conn;
+    conn->log.action = NULL;
 }
 
 
@@ -778,7 +728,6 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     ngx_queue_t                      *q;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
-    ngx_http_grpc_guard_redis_cmd_t  *cmd;
 
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_grpc_guard_module);
@@ -801,26 +750,11 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < rd->keepalive; i++) {
+        ngx_http_grpc_guard_redis_drop(&rd->conns[i]);
+    }
 
-        while (!ngx_queue_empty(&rd->conns[i].pending)) {
-            q = ngx_queue_head(&rd->conns[i].pending);
-            ngx_queue_remove(q);
-
-            cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
-
-            if (cmd->timer.timer_set) {
-                ngx_del_timer(&cmd->timer);
-            }
-
-            ngx_free(cmd);
-        }
-
-        ngx_http_grpc_guard_redis_close(&rd->conns[i], 0);
-
-        if (rd->conns[i].start) {
-            ngx_free(rd->conns[i].start);
-            rd->conns[i].start = NULL;
-        }
+    if (rd->sentinel) {
+        ngx_http_grpc_guard_sentinel_exit_process(rd);
     }
 
     while (!ngx_queue_empty(&rd->free)) {
@@ -842,6 +776,36 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
 }
 
 
+void
+ngx_http_grpc_guard_redis_drop(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    ngx_queue_t                      *q;
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
+
+    /* the process exits: nobody is told about the pending commands */
+
+    while (!ngx_queue_empty(&conn->pending)) {
+        q = ngx_queue_head(&conn->pending);
+        ngx_queue_remove(q);
+
+        cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
+
+        if (cmd->timer.timer_set) {
+            ngx_del_timer(&cmd->timer);
+        }
+
+        ngx_free(cmd);
+    }
+
+    ngx_http_grpc_guard_redis_close(conn, 0);
+
+    if (conn->start) {
+        ngx_free(conn->start);
+        conn->start = NULL;
+    }
+}
+
+
 ngx_http_grpc_guard_redis_cmd_t *
 ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_uint_t argc, ngx_str_t *argv,
@@ -850,7 +814,10 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_http_grpc_guard_redis_cmd_t   *cmd;
     ngx_http_grpc_guard_redis_conn_t  *conn;
 
-    if (rd->conns == NULL || rd->exiting) {
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL) {
+
+        /* with Sentinel: no master known yet, or any more */
+
         return NULL;
     }
 
@@ -882,6 +849,39 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     cmd->argv = argv;
 
     ngx_add_timer(&cmd->timer, rd->timeout);
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_command(ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_uint_t argc, const char **argv, size_t *argvlen,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
+
+    cmd = ngx_http_grpc_guard_redis_queue(conn,
+                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_grpc_guard_redis_append(conn, argc, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_queue_remove(&cmd->queue);
+        conn->npending--;
+        ngx_http_grpc_guard_redis_free_cmd(conn->redis, cmd);
+        return NULL;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+
+    ngx_add_timer(&cmd->timer, conn->redis->timeout);
 
     ngx_http_grpc_guard_redis_post_write(conn);
 
@@ -977,7 +977,7 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 {
     ngx_int_t                     rc;
@@ -986,11 +986,23 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 
     rd = conn->redis;
 
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+
+        if (rd->sockaddr == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* the master: with Sentinel it may have moved since */
+
+        conn->sockaddr = rd->sockaddr;
+        conn->socklen = rd->socklen;
+    }
+
     ngx_memzero(&conn->peer, sizeof(ngx_peer_connection_t));
 
-    conn->peer.sockaddr = rd->sockaddr;
-    conn->peer.socklen = rd->socklen;
-    conn->peer.name = &rd->name;
+    conn->peer.sockaddr = conn->sockaddr;
+    conn->peer.socklen = conn->socklen;
+    conn->peer.name = conn->name;
     conn->peer.get = ngx_event_get_peer;
     conn->peer.log = &conn->log;
     conn->peer.log_error = NGX_ERROR_ERR;
@@ -1000,12 +1012,16 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     rc = ngx_event_connect_peer(&conn->peer);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
-                   "grpc guard redis connect %V: %i", &rd->name, rc);
+                   "grpc guard redis connect %V: %i", conn->name, rc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         conn->peer.connection = NULL;
         conn->log.action = NULL;
-        ngx_http_grpc_guard_redis_failed(rd);
+
+        if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+            ngx_http_grpc_guard_redis_failed(rd);
+        }
+
         return NGX_ERROR;
     }
 
@@ -1016,7 +1032,11 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     if (rd->nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         ngx_close_connection(c);
         conn->peer.connection = NULL;
-        ngx_http_grpc_guard_redis_failed(rd);
+
+        if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+            ngx_http_grpc_guard_redis_failed(rd);
+        }
+
         return NGX_ERROR;
     }
 
@@ -1109,11 +1129,23 @@ ngx_http_grpc_guard_redis_tls_start(ngx_http_grpc_guard_redis_conn_t *conn)
         return;
     }
 
+    if (rd->tls_name.len) {
+        conn->tls_name = rd->tls_name;
+
+    } else {
+        conn->tls_name.len = ngx_sock_ntop(conn->peer.sockaddr,
+                                           conn->peer.socklen, conn->tls_addr,
+                                           NGX_SOCKADDR_STRLEN, 0);
+        conn->tls_addr[conn->tls_name.len] = '\0';
+        conn->tls_name.data = conn->tls_addr;
+    }
+
 #ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
 
     /* as per RFC 6066, literal IPv4 and IPv6 addresses are not sent */
 
-    if (!rd->tls_name_ip
+    if (rd->tls_name.len
+        && !rd->tls_name_ip
         && SSL_set_tlsext_host_name(c->ssl->connection,
                                     (char *) rd->tls_name.data)
            == 0)
@@ -1127,11 +1159,15 @@ ngx_http_grpc_guard_redis_tls_start(ngx_http_grpc_guard_redis_conn_t *conn)
 
 #endif
 
-    c->ssl->save_session = ngx_http_grpc_guard_redis_tls_save_session;
+    /* the session kept is the master's: a sentinel has its own */
 
-    if (ngx_ssl_set_session(c, rd->tls_session) != NGX_OK) {
-        ngx_http_grpc_guard_redis_close(conn, 1);
-        return;
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+        c->ssl->save_session = ngx_http_grpc_guard_redis_tls_save_session;
+
+        if (ngx_ssl_set_session(c, rd->tls_session) != NGX_OK) {
+            ngx_http_grpc_guard_redis_close(conn, 1);
+            return;
+        }
     }
 
     /* the connect timer on the read event also bounds the handshake */
@@ -1211,8 +1247,8 @@ ngx_http_grpc_guard_redis_tls_verify(ngx_http_grpc_guard_redis_conn_t *conn)
         goto failed;
     }
 
-    if (!rd->tls_name_ip) {
-        match = ngx_ssl_check_host(c, &rd->tls_name);
+    if (rd->tls_name.len && !rd->tls_name_ip) {
+        match = ngx_ssl_check_host(c, &conn->tls_name);
 
     } else {
 
@@ -1226,7 +1262,8 @@ ngx_http_grpc_guard_redis_tls_verify(ngx_http_grpc_guard_redis_conn_t *conn)
             match = NGX_ERROR;
 
         } else {
-            match = (X509_check_ip_asc(cert, (char *) rd->tls_name.data, 0)
+            match = (X509_check_ip_asc(cert, (char *) conn->tls_name.data,
+                                       0)
                      == 1) ? NGX_OK : NGX_ERROR;
             X509_free(cert);
         }
@@ -1235,7 +1272,7 @@ ngx_http_grpc_guard_redis_tls_verify(ngx_http_grpc_guard_redis_conn_t *conn)
     if (match != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
                       "redis certificate does not match \"%V\"",
-                      &rd->tls_name);
+                      &conn->tls_name);
         goto failed;
     }
 
@@ -1245,7 +1282,7 @@ failed:
 
     /* a session of a server that was not trusted is not offered again */
 
-    if (rd->tls_session) {
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA && rd->tls_session) {
         ngx_ssl_free_session(rd->tls_session);
         rd->tls_session = NULL;
     }
@@ -1294,18 +1331,18 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
 
     rd = conn->redis;
 
-    if (rd->password.len) {
+    if (conn->password->len) {
         argc = 0;
         argv[argc] = "AUTH";
         argvlen[argc++] = 4;
 
-        if (rd->user.len) {
+        if (rd->user.len && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
             argv[argc] = (const char *) rd->user.data;
             argvlen[argc++] = rd->user.len;
         }
 
-        argv[argc] = (const char *) rd->password.data;
-        argvlen[argc++] = rd->password.len;
+        argv[argc] = (const char *) conn->password->data;
+        argvlen[argc++] = conn->password->len;
 
         if (ngx_http_grpc_guard_redis_append(conn, argc, argv, argvlen)
             != NGX_OK
@@ -1315,6 +1352,25 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
         {
             return NGX_ERROR;
         }
+    }
+
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_SENTINEL) {
+
+        /* its reply says that the connection works */
+
+        argv[0] = "PING";
+        argvlen[0] = 4;
+
+        if (ngx_http_grpc_guard_redis_append(conn, 1, argv, argvlen)
+            != NGX_OK
+            || ngx_http_grpc_guard_redis_queue(conn,
+                                       NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING)
+               == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
     }
 
     if (rd->db) {
@@ -1329,6 +1385,23 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
             != NGX_OK
             || ngx_http_grpc_guard_redis_queue(conn,
                                        NGX_HTTP_GRPC_GUARD_REDIS_CMD_SELECT)
+               == NULL)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (rd->sentinel) {
+
+        /* what a sentinel said may be out of date: a replica refuses */
+
+        argv[0] = "ROLE";
+        argvlen[0] = 4;
+
+        if (ngx_http_grpc_guard_redis_append(conn, 1, argv, argvlen)
+            != NGX_OK
+            || ngx_http_grpc_guard_redis_queue(conn,
+                                       NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE)
                == NULL)
         {
             return NGX_ERROR;
@@ -1722,12 +1795,21 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
     redisReply *reply)
 {
     void                                  *data;
+    ngx_uint_t                             stale, generation;
     ngx_queue_t                           *q;
     ngx_http_grpc_guard_redis_t           *rd;
     ngx_http_grpc_guard_redis_cmd_t       *cmd;
     ngx_http_grpc_guard_redis_handler_pt   handler;
 
     rd = conn->redis;
+
+    if (conn->push && ngx_queue_empty(&conn->pending)) {
+
+        /* a message of a subscription */
+
+        conn->push(conn, reply);
+        return;
+    }
 
     if (ngx_queue_empty(&conn->pending)) {
         ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
@@ -1761,6 +1843,7 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
         && reply->len >= sizeof("NOSCRIPT") - 1
         && ngx_strncmp(reply->str, "NOSCRIPT", sizeof("NOSCRIPT") - 1) == 0
         && cmd->handler
+        && cmd->argv
         && !cmd->retried)
     {
         /* the script was flushed since the connection loaded it */
@@ -1785,8 +1868,34 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
 
     ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
 
+    /*
+     * with Sentinel, a replica (the old master after a failover) or a
+     * server still loading its data: this call fails as the failure
+     * mode says, the connection goes and the sentinels are asked again
+     */
+
+    stale = rd->sentinel
+            && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA
+            && reply->type == REDIS_REPLY_ERROR
+            && ((reply->len >= sizeof("READONLY") - 1
+                 && ngx_strncmp(reply->str, "READONLY",
+                                sizeof("READONLY") - 1) == 0)
+                || (reply->len >= sizeof("LOADING") - 1
+                    && ngx_strncmp(reply->str, "LOADING",
+                                   sizeof("LOADING") - 1) == 0));
+
+    generation = conn->generation;
+
     if (handler) {
         handler(data, reply);
+    }
+
+    if (stale && conn->generation == generation) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis is no longer the master: %*s",
+                      (size_t) ngx_min(reply->len, 64), reply->str);
+
+        ngx_http_grpc_guard_redis_close(conn, 1);
     }
 }
 
@@ -1796,6 +1905,7 @@ ngx_http_grpc_guard_redis_handshake_reply(
     ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_http_grpc_guard_redis_cmd_t *cmd, redisReply *reply)
 {
+    ngx_str_t                     role;
     ngx_connection_t             *c;
     ngx_http_grpc_guard_redis_t  *rd;
 
@@ -1807,6 +1917,43 @@ ngx_http_grpc_guard_redis_handshake_reply(
                       &ngx_http_grpc_guard_redis_cmd_names[cmd->type],
                       (size_t) reply->len, reply->str);
         return NGX_ERROR;
+    }
+
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE) {
+
+        ngx_str_null(&role);
+
+        if (reply->type == REDIS_REPLY_ARRAY
+            && reply->elements
+            && reply->element[0]->type == REDIS_REPLY_STRING)
+        {
+            role.data = (u_char *) reply->element[0]->str;
+            role.len = reply->element[0]->len;
+        }
+
+        if (role.len != 6 || ngx_strncmp(role.data, "master", 6) != 0) {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                          "redis is not the master: its role is \"%V\"",
+                          &role);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING) {
+
+        /* a sentinel connection works: no breaker for it */
+
+        c = conn->peer.connection;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_READY;
+
+        return NGX_OK;
     }
 
     if (cmd->type != NGX_HTTP_GRPC_GUARD_REDIS_CMD_SCRIPT) {
@@ -1888,7 +2035,7 @@ ngx_http_grpc_guard_redis_timeout(ngx_event_t *ev)
 }
 
 
-static void
+void
 ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t failed)
 {
@@ -1940,13 +2087,14 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     conn->timeouts = 0;
     conn->generation++;
     conn->log.action = NULL;
+    conn->push = NULL;
 
     /*
      * the breaker opens before the callers learn about the failure,
      * so that they do not try this Redis again at once
      */
 
-    if (failed) {
+    if (failed && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
         ngx_http_grpc_guard_redis_failed(rd);
     }
 
@@ -1976,6 +2124,10 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
             handler(data, NULL);
         }
     }
+
+    if (conn->closed && conn->state == NGX_HTTP_GRPC_GUARD_REDIS_DOWN) {
+        conn->closed(conn, failed);
+    }
 }
 
 
@@ -1996,6 +2148,13 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
     }
 
     rd->open = 1;
+
+    if (rd->sentinel) {
+
+        /* the master may have moved */
+
+        ngx_http_grpc_guard_sentinel_ask(rd);
+    }
 
     if (rd->retry.timer_set) {
         return;
@@ -2018,6 +2177,47 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
                    rd->failures, delay);
 
     ngx_add_timer(&rd->retry, delay);
+}
+
+
+void
+ngx_http_grpc_guard_redis_reset(ngx_http_grpc_guard_redis_t *rd)
+{
+    ngx_uint_t  i, old[NGX_HTTP_GRPC_GUARD_REDIS_MAX_KEEPALIVE];
+
+    /*
+     * the master moved (rd->sockaddr is the new one): no failure counts
+     * against it, and the connections to the old one go at once; the
+     * calls waiting on them get the failure mode, and may make new
+     * connections meanwhile, which stay
+     */
+
+    rd->open = 0;
+    rd->failures = 0;
+
+    if (rd->retry.timer_set) {
+        ngx_del_timer(&rd->retry);
+    }
+
+#if (NGX_SSL)
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+#endif
+
+    for (i = 0; i < rd->keepalive; i++) {
+        old[i] = (rd->conns[i].state == NGX_HTTP_GRPC_GUARD_REDIS_DOWN)
+                 ? (ngx_uint_t) -1 : rd->conns[i].generation;
+    }
+
+    for (i = 0; i < rd->keepalive; i++) {
+        if (old[i] == rd->conns[i].generation) {
+            ngx_http_grpc_guard_redis_close(&rd->conns[i], 0);
+        }
+    }
 }
 
 
@@ -2076,6 +2276,8 @@ ngx_http_grpc_guard_redis_log_error(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
     }
 
-    return ngx_snprintf(p, len, ", grpc guard redis: %V",
-                        &conn->redis->name);
+    return ngx_snprintf(p, len, ", grpc guard %s: %V",
+                        conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_SENTINEL
+                        ? "sentinel" : "redis",
+                        conn->name);
 }
