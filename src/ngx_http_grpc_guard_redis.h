@@ -18,9 +18,10 @@
 
 
 /*
- * What the Redis client (ngx_http_grpc_guard_redis.c) and the topology
- * code (ngx_http_grpc_guard_redis_topology.c: which server is the
- * master) share.
+ * What the Redis client (ngx_http_grpc_guard_redis.c), its directive
+ * (ngx_http_grpc_guard_redis_conf.c) and the topology code
+ * (ngx_http_grpc_guard_redis_topology.c: which server is the master)
+ * share.
  */
 
 
@@ -179,6 +180,9 @@ void ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t failed);
 void ngx_http_grpc_guard_redis_drop(ngx_http_grpc_guard_redis_conn_t *conn);
 void ngx_http_grpc_guard_redis_reset(ngx_http_grpc_guard_redis_t *rd);
+
+/* ngx_http_grpc_guard_redis_conf.c */
+
 char *ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf,
     ngx_str_t *file, ngx_str_t *password);
 
