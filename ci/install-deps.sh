@@ -19,6 +19,7 @@ libhiredis-dev
 openssl
 curl
 redis-server
+redis-sentinel
 redis-tools
 python3
 python3-grpcio
@@ -94,11 +95,13 @@ if [ -n "$missing" ]; then
 fi
 
 # Debian starts the packaged services; the project starts its own copies on
-# loopback ports, so the system ones are stopped to keep ports 80, 6379 and
-# 9090 free and the machine quiet (t/080-metrics.t runs its own prometheus).
+# loopback ports, so the system ones are stopped to keep ports 80, 6379,
+# 9090 and 26379 free and the machine quiet (t/080-metrics.t runs its own
+# prometheus, t/068-limit-sentinel.t its own sentinels).
 if command -v service >/dev/null 2>&1; then
     $SUDO service nginx stop >/dev/null 2>&1 || true
     $SUDO service redis-server stop >/dev/null 2>&1 || true
+    $SUDO service redis-sentinel stop >/dev/null 2>&1 || true
     $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi
 if command -v systemctl >/dev/null 2>&1; then

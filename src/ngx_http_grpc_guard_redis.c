@@ -5,9 +5,10 @@
 
 
 /*
- * The Redis client of the limiter on nginx's events: the
- * grpc_guard_redis directive, connections, pipelined commands and their
- * replies, timeouts and the circuit breaker.
+ * The Redis client of the limiter on nginx's events: connections, TLS,
+ * pipelined commands and their replies, timeouts and the circuit
+ * breaker.  The directive is read in ngx_http_grpc_guard_redis_conf.c;
+ * which server is the master, in ngx_http_grpc_guard_redis_topology.c.
  */
 
 
@@ -19,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ngx_http_grpc_guard_module.h"
+#include "ngx_http_grpc_guard_redis.h"
 
 
 /*
@@ -30,113 +32,20 @@
  * (redisReader).
  *
  * A connection says AUTH, SELECT and SCRIPT LOAD first, in the same
- * write as the first commands.  A command waits at most "timeout";
- * then its caller gets no reply and the command stays in the queue,
- * detached, until Redis answers it.  Failures (connect, handshake,
- * a connection lost, repeated timeouts) open a circuit breaker: the
- * callers get no reply at once, and a timer with a jittered,
- * exponential backoff tries one connection until Redis answers again.
+ * write as the first commands.  With "tls", nginx's own SSL layer runs
+ * on the same connection: the handshake and the check of the server's
+ * certificate come before a byte of that (the password above all) is
+ * sent; the TLS session is kept and offered on the next connection.
+ *
+ * A command waits at most "timeout"; then its caller gets no reply and
+ * the command stays in the queue, detached, until Redis answers it.
+ * Failures (connect, TLS, handshake, a connection lost, repeated
+ * timeouts) open a circuit breaker: the callers get no reply at once,
+ * and a timer with a jittered, exponential backoff tries one connection
+ * until Redis answers again.
  */
 
 
-#define NGX_HTTP_GRPC_GUARD_REDIS_DOWN          0
-#define NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING    1
-#define NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE     2
-#define NGX_HTTP_GRPC_GUARD_REDIS_READY         3
-
-/* what a pending command is */
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL      0
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_AUTH      1
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_SELECT    2
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_SCRIPT    3
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_BACKOFF_MIN   100
-#define NGX_HTTP_GRPC_GUARD_REDIS_BACKOFF_MAX   2000
-
-/* consecutive timed out commands that make a connection suspect */
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_TIMEOUTS  3
-
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING   4096
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_OUTPUT    (1024 * 1024)
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_FREE      256
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS      64
-
-
-typedef struct ngx_http_grpc_guard_redis_conn_s
-    ngx_http_grpc_guard_redis_conn_t;
-
-
-struct ngx_http_grpc_guard_redis_cmd_s {
-    ngx_queue_t                            queue;
-    ngx_event_t                            timer;
-    ngx_http_grpc_guard_redis_conn_t      *conn;
-
-    /* NULL when nobody waits for the reply any more */
-    ngx_http_grpc_guard_redis_handler_pt   handler;
-    void                                  *data;
-
-    /* the caller's arguments, kept for a NOSCRIPT retry */
-    ngx_uint_t                             argc;
-    ngx_str_t                             *argv;
-
-    ngx_uint_t                             type;
-    uint64_t                               start;   /* for the metrics */
-    unsigned                               retried:1;
-};
-
-
-struct ngx_http_grpc_guard_redis_conn_s {
-    ngx_peer_connection_t                  peer;
-    ngx_http_grpc_guard_redis_t           *redis;
-    ngx_log_t                              log;
-    redisReader                           *reader;
-
-    u_char                                *start;   /* output buffer */
-    u_char                                *pos;
-    u_char                                *last;
-    u_char                                *end;
-
-    ngx_queue_t                            pending;
-    ngx_uint_t                             npending;
-    ngx_uint_t                             state;
-    ngx_uint_t                             timeouts;
-    ngx_uint_t                             generation;
-};
-
-
-struct ngx_http_grpc_guard_redis_s {
-    ngx_str_t                              name;    /* as configured */
-    ngx_uint_t                             metrics; /* the node's number */
-    struct sockaddr                       *sockaddr;
-    socklen_t                              socklen;
-    ngx_str_t                              user;
-    ngx_str_t                              password;
-    ngx_uint_t                             db;
-    ngx_msec_t                             timeout;
-    ngx_msec_t                             connect_timeout;
-    ngx_uint_t                             keepalive;
-    ngx_flag_t                             nodelay;    /* TCP */
-
-    ngx_str_t                              script;
-    u_char                                 sha1[40];
-
-    /* per worker, from ngx_http_grpc_guard_redis_init_process() */
-
-    ngx_http_grpc_guard_redis_conn_t      *conns;
-    ngx_queue_t                            free;    /* unused commands */
-    ngx_uint_t                             nfree;
-    ngx_uint_t                             failures;
-    ngx_event_t                            retry;
-    ngx_log_t                             *log;
-
-    unsigned                               open:1;  /* breaker */
-    unsigned                               exiting:1;
-};
-
-
-static ngx_int_t ngx_http_grpc_guard_redis_connect(
-    ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_int_t ngx_http_grpc_guard_redis_handshake(
     ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_http_grpc_guard_redis_conn_t *ngx_http_grpc_guard_redis_pick(
@@ -156,259 +65,36 @@ static void ngx_http_grpc_guard_redis_post_write(
 static void ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev);
 static void ngx_http_grpc_guard_redis_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_http_grpc_guard_redis_test_connect(ngx_connection_t *c);
+static void ngx_http_grpc_guard_redis_connected(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+#if (NGX_SSL)
+static void ngx_http_grpc_guard_redis_tls_start(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+static void ngx_http_grpc_guard_redis_tls_handshake(ngx_connection_t *c);
+static ngx_int_t ngx_http_grpc_guard_redis_tls_verify(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+static void ngx_http_grpc_guard_redis_tls_save_session(ngx_connection_t *c);
+#endif
 static void ngx_http_grpc_guard_redis_dispatch(
     ngx_http_grpc_guard_redis_conn_t *conn, redisReply *reply);
 static ngx_int_t ngx_http_grpc_guard_redis_handshake_reply(
     ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_http_grpc_guard_redis_cmd_t *cmd, redisReply *reply);
 static void ngx_http_grpc_guard_redis_timeout(ngx_event_t *ev);
-static void ngx_http_grpc_guard_redis_close(
-    ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t failed);
 static void ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd);
 static void ngx_http_grpc_guard_redis_retry(ngx_event_t *ev);
 static u_char *ngx_http_grpc_guard_redis_log_error(ngx_log_t *log,
     u_char *buf, size_t len);
-static char *ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf,
-    ngx_str_t *file, ngx_str_t *password);
 
 
 static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
     ngx_string("EVALSHA"),
     ngx_string("AUTH"),
     ngx_string("SELECT"),
-    ngx_string("SCRIPT LOAD")
+    ngx_string("SCRIPT LOAD"),
+    ngx_string("ROLE"),
+    ngx_string("PING")
 };
-
-
-char *
-ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
-    ngx_http_grpc_guard_main_conf_t *gmcf = conf;
-
-    char                         *rv;
-    ngx_int_t                     n;
-    ngx_str_t                    *value, s, file;
-    ngx_url_t                     u;
-    ngx_uint_t                    i;
-    ngx_http_grpc_guard_redis_t  *rd;
-
-    if (gmcf->redis) {
-        return "is duplicate";
-    }
-
-    rd = ngx_pcalloc(cf->pool, sizeof(ngx_http_grpc_guard_redis_t));
-    if (rd == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    /*
-     * set by ngx_pcalloc():
-     *
-     *     rd->user = { 0, NULL };
-     *     rd->password = { 0, NULL };
-     *     rd->db = 0;
-     *     rd->conns = NULL;
-     *     rd->failures = 0;
-     *     rd->open = 0;
-     */
-
-    rd->timeout = 50;
-    rd->connect_timeout = 500;
-    rd->keepalive = 1;
-
-    value = cf->args->elts;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = value[1];
-    u.default_port = 6379;
-
-    /* resolved here, at configuration time: workers never resolve */
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\"", u.err, &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "no address for \"%V\"", &u.url);
-        return NGX_CONF_ERROR;
-    }
-
-    rd->name = u.addrs[0].name;
-    rd->sockaddr = u.addrs[0].sockaddr;
-    rd->socklen = u.addrs[0].socklen;
-    rd->nodelay = (u.family != AF_UNIX);
-
-    ngx_str_null(&file);
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-            rd->password.len = value[i].len - 9;
-            rd->password.data = value[i].data + 9;
-
-            if (rd->password.len == 0) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
-            file.len = value[i].len - 14;
-            file.data = value[i].data + 14;
-
-            if (file.len == 0) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            rd->user.len = value[i].len - 5;
-            rd->user.data = value[i].data + 5;
-
-            if (rd->user.len == 0) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            n = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (n == NGX_ERROR) {
-                goto invalid;
-            }
-
-            rd->db = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "keepalive=", 10) == 0) {
-            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
-            if (n == NGX_ERROR || n == 0 || n > 64) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"keepalive=\" must be 1 to 64 in "
-                                   "\"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            rd->keepalive = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.len = value[i].len - 8;
-            s.data = value[i].data + 8;
-
-            rd->timeout = ngx_parse_time(&s, 0);
-            if (rd->timeout == (ngx_msec_t) NGX_ERROR || rd->timeout == 0) {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0) {
-            s.len = value[i].len - 16;
-            s.data = value[i].data + 16;
-
-            rd->connect_timeout = ngx_parse_time(&s, 0);
-            if (rd->connect_timeout == (ngx_msec_t) NGX_ERROR
-                || rd->connect_timeout == 0)
-            {
-                goto invalid;
-            }
-
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    if (file.len) {
-
-        if (rd->password.len) {
-            return "takes either \"password=\" or \"password_file=\"";
-        }
-
-        rv = ngx_http_grpc_guard_redis_read_password(cf, &file,
-                                                     &rd->password);
-        if (rv != NGX_CONF_OK) {
-            return rv;
-        }
-    }
-
-    if (rd->user.len && rd->password.len == 0) {
-        return "has \"user=\" without a password";
-    }
-
-    rd->metrics = ngx_http_grpc_guard_metrics_name(cf,
-                                   NGX_HTTP_GRPC_GUARD_METRICS_NODE, &rd->name);
-
-    gmcf->redis = rd;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-static char *
-ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf, ngx_str_t *file,
-    ngx_str_t *password)
-{
-    u_char     *p, *last;
-    ngx_str_t   content;
-
-    if (ngx_conf_full_name(cf->cycle, file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_http_grpc_guard_read_file(cf, cf->pool, file, 4096, &content)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    /* the first line, without its line break */
-
-    p = content.data;
-
-    last = ngx_strlchr(p, p + content.len, LF);
-    if (last == NULL) {
-        last = p + content.len;
-    }
-
-    if (last > p && last[-1] == CR) {
-        last--;
-    }
-
-    if (last == p) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "password file \"%V\" is empty", file);
-        return NGX_CONF_ERROR;
-    }
-
-    password->data = p;
-    password->len = last - p;
-
-    return NGX_CONF_OK;
-}
 
 
 void
@@ -453,13 +139,9 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < rd->keepalive; i++) {
-        rd->conns[i].redis = rd;
-        ngx_queue_init(&rd->conns[i].pending);
-
-        rd->conns[i].log = *cycle->log;
-        rd->conns[i].log.handler = ngx_http_grpc_guard_redis_log_error;
-        rd->conns[i].log.data = &rd->conns[i];
-        rd->conns[i].log.action = NULL;
+        ngx_http_grpc_guard_redis_init_conn(&rd->conns[i], rd,
+                                            NGX_HTTP_GRPC_GUARD_REDIS_DATA,
+                                            cycle->log);
     }
 
     ngx_queue_init(&rd->free);
@@ -471,7 +153,31 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     rd->retry.log = cycle->log;
     rd->retry.cancelable = 1;
 
+    if (rd->sentinel) {
+        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
+    }
+
     return NGX_OK;
+}
+
+
+void
+ngx_http_grpc_guard_redis_init_conn(ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t kind, ngx_log_t *log)
+{
+    conn->redis = rd;
+    conn->kind = kind;
+    ngx_queue_init(&conn->pending);
+
+    if (kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+        conn->name = &rd->name;
+        conn->password = &rd->password;
+    }
+
+    conn->log = *log;
+    conn->log.handler = ngx_http_grpc_guard_redis_log_error;
+    conn->log.data = conn;
+    conn->log.action = NULL;
 }
 
 
@@ -482,7 +188,6 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     ngx_queue_t                      *q;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
-    ngx_http_grpc_guard_redis_cmd_t  *cmd;
 
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_grpc_guard_module);
@@ -505,26 +210,11 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < rd->keepalive; i++) {
+        ngx_http_grpc_guard_redis_drop(&rd->conns[i]);
+    }
 
-        while (!ngx_queue_empty(&rd->conns[i].pending)) {
-            q = ngx_queue_head(&rd->conns[i].pending);
-            ngx_queue_remove(q);
-
-            cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
-
-            if (cmd->timer.timer_set) {
-                ngx_del_timer(&cmd->timer);
-            }
-
-            ngx_free(cmd);
-        }
-
-        ngx_http_grpc_guard_redis_close(&rd->conns[i], 0);
-
-        if (rd->conns[i].start) {
-            ngx_free(rd->conns[i].start);
-            rd->conns[i].start = NULL;
-        }
+    if (rd->sentinel) {
+        ngx_http_grpc_guard_sentinel_exit_process(rd);
     }
 
     while (!ngx_queue_empty(&rd->free)) {
@@ -534,6 +224,45 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
     }
 
     rd->nfree = 0;
+
+#if (NGX_SSL)
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+#endif
+}
+
+
+void
+ngx_http_grpc_guard_redis_drop(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    ngx_queue_t                      *q;
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
+
+    /* the process exits: nobody is told about the pending commands */
+
+    while (!ngx_queue_empty(&conn->pending)) {
+        q = ngx_queue_head(&conn->pending);
+        ngx_queue_remove(q);
+
+        cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
+
+        if (cmd->timer.timer_set) {
+            ngx_del_timer(&cmd->timer);
+        }
+
+        ngx_free(cmd);
+    }
+
+    ngx_http_grpc_guard_redis_close(conn, 0);
+
+    if (conn->start) {
+        ngx_free(conn->start);
+        conn->start = NULL;
+    }
 }
 
 
@@ -545,7 +274,10 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_http_grpc_guard_redis_cmd_t   *cmd;
     ngx_http_grpc_guard_redis_conn_t  *conn;
 
-    if (rd->conns == NULL || rd->exiting) {
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL) {
+
+        /* with Sentinel: no master known yet, or any more */
+
         return NULL;
     }
 
@@ -578,6 +310,39 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     cmd->start = ngx_http_grpc_guard_metrics_now();
 
     ngx_add_timer(&cmd->timer, rd->timeout);
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_command(ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_uint_t argc, const char **argv, size_t *argvlen,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
+
+    cmd = ngx_http_grpc_guard_redis_queue(conn,
+                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_grpc_guard_redis_append(conn, argc, argv, argvlen)
+        != NGX_OK)
+    {
+        ngx_queue_remove(&cmd->queue);
+        conn->npending--;
+        ngx_http_grpc_guard_redis_free_cmd(conn->redis, cmd);
+        return NULL;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+
+    ngx_add_timer(&cmd->timer, conn->redis->timeout);
 
     ngx_http_grpc_guard_redis_post_write(conn);
 
@@ -673,7 +438,7 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 {
     ngx_int_t                     rc;
@@ -682,11 +447,23 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 
     rd = conn->redis;
 
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+
+        if (rd->sockaddr == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* the master: with Sentinel it may have moved since */
+
+        conn->sockaddr = rd->sockaddr;
+        conn->socklen = rd->socklen;
+    }
+
     ngx_memzero(&conn->peer, sizeof(ngx_peer_connection_t));
 
-    conn->peer.sockaddr = rd->sockaddr;
-    conn->peer.socklen = rd->socklen;
-    conn->peer.name = &rd->name;
+    conn->peer.sockaddr = conn->sockaddr;
+    conn->peer.socklen = conn->socklen;
+    conn->peer.name = conn->name;
     conn->peer.get = ngx_event_get_peer;
     conn->peer.log = &conn->log;
     conn->peer.log_error = NGX_ERROR_ERR;
@@ -696,12 +473,16 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     rc = ngx_event_connect_peer(&conn->peer);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
-                   "grpc guard redis connect %V: %i", &rd->name, rc);
+                   "grpc guard redis connect %V: %i", conn->name, rc);
 
     if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
         conn->peer.connection = NULL;
         conn->log.action = NULL;
-        ngx_http_grpc_guard_redis_failed(rd);
+
+        if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+            ngx_http_grpc_guard_redis_failed(rd);
+        }
+
         return NGX_ERROR;
     }
 
@@ -712,7 +493,11 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     if (rd->nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
         ngx_close_connection(c);
         conn->peer.connection = NULL;
-        ngx_http_grpc_guard_redis_failed(rd);
+
+        if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+            ngx_http_grpc_guard_redis_failed(rd);
+        }
+
         return NGX_ERROR;
     }
 
@@ -751,14 +536,248 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
 
         /* connected at once, as a unix socket usually is */
 
-        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
-        conn->log.action = "talking to redis";
-
-        ngx_http_grpc_guard_redis_post_write(conn);
+        ngx_http_grpc_guard_redis_connected(conn);
     }
 
     return NGX_OK;
 }
+
+
+static void
+ngx_http_grpc_guard_redis_connected(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+#if (NGX_SSL)
+
+    if (conn->redis->ssl) {
+        ngx_http_grpc_guard_redis_tls_start(conn);
+        return;
+    }
+
+#endif
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
+    conn->log.action = "talking to redis";
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_http_grpc_guard_redis_tls_start(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_http_grpc_guard_redis_t  *rd;
+
+    rd = conn->redis;
+    c = conn->peer.connection;
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_TLS;
+    conn->log.action = "TLS handshaking to redis";
+
+    /* the SSL layer keeps its state in the connection's pool */
+
+    c->pool = ngx_create_pool(1024, &conn->log);
+    if (c->pool == NULL) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    if (ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    if (rd->tls_name.len) {
+        conn->tls_name = rd->tls_name;
+
+    } else {
+        conn->tls_name.len = ngx_sock_ntop(conn->peer.sockaddr,
+                                           conn->peer.socklen, conn->tls_addr,
+                                           NGX_SOCKADDR_STRLEN, 0);
+        conn->tls_addr[conn->tls_name.len] = '\0';
+        conn->tls_name.data = conn->tls_addr;
+    }
+
+#ifdef SSL_CTRL_SET_TLSEXT_HOSTNAME
+
+    /* as per RFC 6066, literal IPv4 and IPv6 addresses are not sent */
+
+    if (rd->tls_name.len
+        && !rd->tls_name_ip
+        && SSL_set_tlsext_host_name(c->ssl->connection,
+                                    (char *) rd->tls_name.data)
+           == 0)
+    {
+        ngx_ssl_error(NGX_LOG_ERR, &conn->log, 0,
+                      "SSL_set_tlsext_host_name(\"%V\") failed",
+                      &rd->tls_name);
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+#endif
+
+    /* the session kept is the master's: a sentinel has its own */
+
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
+        c->ssl->save_session = ngx_http_grpc_guard_redis_tls_save_session;
+
+        if (ngx_ssl_set_session(c, rd->tls_session) != NGX_OK) {
+            ngx_http_grpc_guard_redis_close(conn, 1);
+            return;
+        }
+    }
+
+    /* the connect timer on the read event also bounds the handshake */
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_grpc_guard_redis_tls_handshake;
+        return;
+    }
+
+    ngx_http_grpc_guard_redis_tls_handshake(c);
+}
+
+
+static void
+ngx_http_grpc_guard_redis_tls_handshake(ngx_connection_t *c)
+{
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    conn = c->data;
+
+    if (!c->ssl->handshaked) {
+
+        if (c->read->timedout || c->write->timedout) {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, NGX_ETIMEDOUT,
+                          "redis did not complete the TLS handshake in time");
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                          "TLS handshake with redis failed");
+        }
+
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    if (conn->redis->tls_verify
+        && ngx_http_grpc_guard_redis_tls_verify(conn) != NGX_OK)
+    {
+        ngx_http_grpc_guard_redis_close(conn, 1);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "grpc guard redis TLS session reused: %d",
+                   SSL_session_reused(c->ssl->connection));
+
+    c->read->handler = ngx_http_grpc_guard_redis_read_handler;
+    c->write->handler = ngx_http_grpc_guard_redis_write_handler;
+
+    conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
+    conn->log.action = "talking to redis";
+
+    ngx_http_grpc_guard_redis_post_write(conn);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_redis_tls_verify(ngx_http_grpc_guard_redis_conn_t *conn)
+{
+    long                          rc;
+    X509                         *cert;
+    ngx_int_t                     match;
+    ngx_connection_t             *c;
+    ngx_http_grpc_guard_redis_t  *rd;
+
+    rd = conn->redis;
+    c = conn->peer.connection;
+
+    rc = SSL_get_verify_result(c->ssl->connection);
+
+    if (rc != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis certificate verify failed: (%l:%s)",
+                      rc, X509_verify_cert_error_string(rc));
+        goto failed;
+    }
+
+    if (rd->tls_name.len && !rd->tls_name_ip) {
+        match = ngx_ssl_check_host(c, &conn->tls_name);
+
+    } else {
+
+        /*
+         * ngx_ssl_check_host() compares DNS names only: an address is
+         * looked for among the certificate's IP address SANs
+         */
+
+        cert = SSL_get_peer_certificate(c->ssl->connection);
+        if (cert == NULL) {
+            match = NGX_ERROR;
+
+        } else {
+            match = (X509_check_ip_asc(cert, (char *) conn->tls_name.data,
+                                       0)
+                     == 1) ? NGX_OK : NGX_ERROR;
+            X509_free(cert);
+        }
+    }
+
+    if (match != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis certificate does not match \"%V\"",
+                      &conn->tls_name);
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    /* a session of a server that was not trusted is not offered again */
+
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA && rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_grpc_guard_redis_tls_save_session(ngx_connection_t *c)
+{
+    ngx_ssl_session_t                 *session;
+    ngx_http_grpc_guard_redis_t       *rd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    conn = c->data;
+    rd = conn->redis;
+
+    session = ngx_ssl_get_session(c);
+    if (session == NULL) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, &conn->log, 0,
+                   "grpc guard redis TLS session saved: %p", session);
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+    }
+
+    rd->tls_session = session;
+}
+
+#endif
 
 
 static ngx_int_t
@@ -773,18 +792,18 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
 
     rd = conn->redis;
 
-    if (rd->password.len) {
+    if (conn->password->len) {
         argc = 0;
         argv[argc] = "AUTH";
         argvlen[argc++] = 4;
 
-        if (rd->user.len) {
+        if (rd->user.len && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
             argv[argc] = (const char *) rd->user.data;
             argvlen[argc++] = rd->user.len;
         }
 
-        argv[argc] = (const char *) rd->password.data;
-        argvlen[argc++] = rd->password.len;
+        argv[argc] = (const char *) conn->password->data;
+        argvlen[argc++] = conn->password->len;
 
         if (ngx_http_grpc_guard_redis_append(conn, argc, argv, argvlen)
             != NGX_OK
@@ -794,6 +813,25 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
         {
             return NGX_ERROR;
         }
+    }
+
+    if (conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_SENTINEL) {
+
+        /* its reply says that the connection works */
+
+        argv[0] = "PING";
+        argvlen[0] = 4;
+
+        if (ngx_http_grpc_guard_redis_append(conn, 1, argv, argvlen)
+            != NGX_OK
+            || ngx_http_grpc_guard_redis_queue(conn,
+                                       NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING)
+               == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
     }
 
     if (rd->db) {
@@ -808,6 +846,23 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
             != NGX_OK
             || ngx_http_grpc_guard_redis_queue(conn,
                                        NGX_HTTP_GRPC_GUARD_REDIS_CMD_SELECT)
+               == NULL)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (rd->sentinel) {
+
+        /* what a sentinel said may be out of date: a replica refuses */
+
+        argv[0] = "ROLE";
+        argvlen[0] = 4;
+
+        if (ngx_http_grpc_guard_redis_append(conn, 1, argv, argvlen)
+            != NGX_OK
+            || ngx_http_grpc_guard_redis_queue(conn,
+                                       NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE)
                == NULL)
         {
             return NGX_ERROR;
@@ -1018,7 +1073,10 @@ ngx_http_grpc_guard_redis_post_write(ngx_http_grpc_guard_redis_conn_t *conn)
 
     c = conn->peer.connection;
 
-    if (c == NULL || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING) {
+    if (c == NULL
+        || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_CONNECTING
+        || conn->state == NGX_HTTP_GRPC_GUARD_REDIS_TLS)
+    {
         return;
     }
 
@@ -1045,8 +1103,8 @@ ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev)
             return;
         }
 
-        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_HANDSHAKE;
-        conn->log.action = "talking to redis";
+        ngx_http_grpc_guard_redis_connected(conn);
+        return;
     }
 
     while (conn->pos < conn->last) {
@@ -1198,12 +1256,21 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
     redisReply *reply)
 {
     void                                  *data;
+    ngx_uint_t                             stale, generation;
     ngx_queue_t                           *q;
     ngx_http_grpc_guard_redis_t           *rd;
     ngx_http_grpc_guard_redis_cmd_t       *cmd;
     ngx_http_grpc_guard_redis_handler_pt   handler;
 
     rd = conn->redis;
+
+    if (conn->push && ngx_queue_empty(&conn->pending)) {
+
+        /* a message of a subscription */
+
+        conn->push(conn, reply);
+        return;
+    }
 
     if (ngx_queue_empty(&conn->pending)) {
         ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
@@ -1239,6 +1306,7 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
         && reply->len >= sizeof("NOSCRIPT") - 1
         && ngx_strncmp(reply->str, "NOSCRIPT", sizeof("NOSCRIPT") - 1) == 0
         && cmd->handler
+        && cmd->argv
         && !cmd->retried)
     {
         /* the script was flushed since the connection loaded it */
@@ -1263,8 +1331,34 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
 
     ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
 
+    /*
+     * with Sentinel, a replica (the old master after a failover) or a
+     * server still loading its data: this call fails as the failure
+     * mode says, the connection goes and the sentinels are asked again
+     */
+
+    stale = rd->sentinel
+            && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA
+            && reply->type == REDIS_REPLY_ERROR
+            && ((reply->len >= sizeof("READONLY") - 1
+                 && ngx_strncmp(reply->str, "READONLY",
+                                sizeof("READONLY") - 1) == 0)
+                || (reply->len >= sizeof("LOADING") - 1
+                    && ngx_strncmp(reply->str, "LOADING",
+                                   sizeof("LOADING") - 1) == 0));
+
+    generation = conn->generation;
+
     if (handler) {
         handler(data, reply);
+    }
+
+    if (stale && conn->generation == generation) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis is no longer the master: %*s",
+                      (size_t) ngx_min(reply->len, 64), reply->str);
+
+        ngx_http_grpc_guard_redis_close(conn, 1);
     }
 }
 
@@ -1274,6 +1368,7 @@ ngx_http_grpc_guard_redis_handshake_reply(
     ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_http_grpc_guard_redis_cmd_t *cmd, redisReply *reply)
 {
+    ngx_str_t                     role;
     ngx_connection_t             *c;
     ngx_http_grpc_guard_redis_t  *rd;
 
@@ -1285,6 +1380,43 @@ ngx_http_grpc_guard_redis_handshake_reply(
                       &ngx_http_grpc_guard_redis_cmd_names[cmd->type],
                       (size_t) reply->len, reply->str);
         return NGX_ERROR;
+    }
+
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE) {
+
+        ngx_str_null(&role);
+
+        if (reply->type == REDIS_REPLY_ARRAY
+            && reply->elements
+            && reply->element[0]->type == REDIS_REPLY_STRING)
+        {
+            role.data = (u_char *) reply->element[0]->str;
+            role.len = reply->element[0]->len;
+        }
+
+        if (role.len != 6 || ngx_strncmp(role.data, "master", 6) != 0) {
+            ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                          "redis is not the master: its role is \"%V\"",
+                          &role);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING) {
+
+        /* a sentinel connection works: no breaker for it */
+
+        c = conn->peer.connection;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        conn->state = NGX_HTTP_GRPC_GUARD_REDIS_READY;
+
+        return NGX_OK;
     }
 
     if (cmd->type != NGX_HTTP_GRPC_GUARD_REDIS_CMD_SCRIPT) {
@@ -1368,7 +1500,7 @@ ngx_http_grpc_guard_redis_timeout(ngx_event_t *ev)
 }
 
 
-static void
+void
 ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t failed)
 {
@@ -1385,6 +1517,26 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
                        "grpc guard redis close, %ui pending",
                        conn->npending);
 
+#if (NGX_SSL)
+
+        if (conn->peer.connection->ssl) {
+
+            /* close_notify is sent when it can be, never waited for */
+
+            conn->peer.connection->ssl->no_wait_shutdown = 1;
+
+            if (ngx_ssl_shutdown(conn->peer.connection) == NGX_AGAIN) {
+                conn->peer.connection->ssl->no_send_shutdown = 1;
+                (void) ngx_ssl_shutdown(conn->peer.connection);
+            }
+        }
+
+#endif
+
+        if (conn->peer.connection->pool) {
+            ngx_destroy_pool(conn->peer.connection->pool);
+        }
+
         ngx_close_connection(conn->peer.connection);
         conn->peer.connection = NULL;
     }
@@ -1400,13 +1552,14 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     conn->timeouts = 0;
     conn->generation++;
     conn->log.action = NULL;
+    conn->push = NULL;
 
     /*
      * the breaker opens before the callers learn about the failure,
      * so that they do not try this Redis again at once
      */
 
-    if (failed) {
+    if (failed && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
         ngx_http_grpc_guard_redis_failed(rd);
     }
 
@@ -1436,6 +1589,10 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
             handler(data, NULL);
         }
     }
+
+    if (conn->closed && conn->state == NGX_HTTP_GRPC_GUARD_REDIS_DOWN) {
+        conn->closed(conn, failed);
+    }
 }
 
 
@@ -1459,6 +1616,13 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
 
     rd->open = 1;
 
+    if (rd->sentinel) {
+
+        /* the master may have moved */
+
+        ngx_http_grpc_guard_sentinel_ask(rd);
+    }
+
     if (rd->retry.timer_set) {
         return;
     }
@@ -1480,6 +1644,47 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
                    rd->failures, delay);
 
     ngx_add_timer(&rd->retry, delay);
+}
+
+
+void
+ngx_http_grpc_guard_redis_reset(ngx_http_grpc_guard_redis_t *rd)
+{
+    ngx_uint_t  i, old[NGX_HTTP_GRPC_GUARD_REDIS_MAX_KEEPALIVE];
+
+    /*
+     * the master moved (rd->sockaddr is the new one): no failure counts
+     * against it, and the connections to the old one go at once; the
+     * calls waiting on them get the failure mode, and may make new
+     * connections meanwhile, which stay
+     */
+
+    rd->open = 0;
+    rd->failures = 0;
+
+    if (rd->retry.timer_set) {
+        ngx_del_timer(&rd->retry);
+    }
+
+#if (NGX_SSL)
+
+    if (rd->tls_session) {
+        ngx_ssl_free_session(rd->tls_session);
+        rd->tls_session = NULL;
+    }
+
+#endif
+
+    for (i = 0; i < rd->keepalive; i++) {
+        old[i] = (rd->conns[i].state == NGX_HTTP_GRPC_GUARD_REDIS_DOWN)
+                 ? (ngx_uint_t) -1 : rd->conns[i].generation;
+    }
+
+    for (i = 0; i < rd->keepalive; i++) {
+        if (old[i] == rd->conns[i].generation) {
+            ngx_http_grpc_guard_redis_close(&rd->conns[i], 0);
+        }
+    }
 }
 
 
@@ -1538,6 +1743,8 @@ ngx_http_grpc_guard_redis_log_error(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
     }
 
-    return ngx_snprintf(p, len, ", grpc guard redis: %V",
-                        &conn->redis->name);
+    return ngx_snprintf(p, len, ", grpc guard %s: %V",
+                        conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_SENTINEL
+                        ? "sentinel" : "redis",
+                        conn->name);
 }

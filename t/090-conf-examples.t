@@ -69,6 +69,14 @@ for my $example (@examples) {
     $conf =~ s{(/etc/nginx/\S+?)\.(crt|pem|key|json)\b}{$fixture{$2}}g;
     $conf =~ s{/var/log/nginx/}{$dir/logs/}g;
     $conf =~ s{/etc/nginx/(\S+?)\.txt\b}{$dir/$1.txt}g;
+    $conf =~ s{/etc/nginx/(\S+?)\.pass\b}{$dir/$1.pass}g;
+
+    # password files: a password on the first line
+    for my $f ($conf =~ m{\Q$dir\E/(\S+?\.pass)}g) {
+        open my $fh, '>', "$dir/$f" or die;
+        print $fh "example-password\n";
+        close $fh;
+    }
 
     # relative key files are looked for next to the configuration
     for my $f ($conf =~ m{grpc_guard_api_key_file\s+([^/\s;]\S*?);}g) {

@@ -211,7 +211,9 @@ sub start_redis {
     my $port = $o{port} || free_port();
     my $dir = "$WorkDir/redis-$port";
     make_path($dir);
-    my @cmd = ($o{binary} || 'redis-server', '--port', $port,
+    # conf: a configuration file, first (redis-sentinel needs one)
+    my @cmd = ($o{binary} || 'redis-server',
+        (defined $o{conf} ? ($o{conf}) : ()), '--port', $port,
         '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
         '--daemonize', 'no', '--dir', $dir, '--logfile', "$dir/redis.log",
         @{ $o{args} || [] });
