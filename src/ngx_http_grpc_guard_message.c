@@ -33,27 +33,6 @@
 #define NGX_HTTP_GRPC_GUARD_FRAMING_TEXT        2
 
 
-/*
- * where the reading of a request body stands; the prefix of a message
- * and a base64 quantum may both be cut across buffers
- */
-
-struct ngx_http_grpc_guard_message_ctx_s {
-    uint64_t                    left;       /* of the message to pass */
-    ngx_uint_t                  messages;   /* prefixes read */
-    ngx_int_t                   refused;    /* the status returned */
-    ngx_uint_t                  framing;
-
-    u_char                      prefix[NGX_HTTP_GRPC_GUARD_MESSAGE_PREFIX];
-    ngx_uint_t                  have;       /* bytes of the prefix */
-
-    /* application/grpc-web-text: base64 of the same framing */
-    uint32_t                    bits;
-    ngx_uint_t                  chars;      /* of the quantum, pads too */
-    ngx_uint_t                  pads;
-};
-
-
 static ngx_int_t ngx_http_grpc_guard_message_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_uint_t ngx_http_grpc_guard_message_framing(ngx_http_request_t *r,
@@ -105,28 +84,14 @@ ngx_http_grpc_guard_message_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_request_body_filter(r, in);
     }
 
-    mc = ctx->body;
+    mc = &ctx->body;
 
-    if (mc == NULL) {
-        mc = ngx_pcalloc(r->pool, sizeof(ngx_http_grpc_guard_message_ctx_t));
-        if (mc == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (!mc->started) {
 
-        /*
-         * set by ngx_pcalloc():
-         *
-         *     mc->left = 0;
-         *     mc->messages = 0;
-         *     mc->refused = 0;
-         *     mc->have = 0;
-         *     mc->bits = 0;
-         *     mc->chars = 0;
-         *     mc->pads = 0;
-         */
+        /* the rest of the state was zeroed with the context */
 
         mc->framing = ngx_http_grpc_guard_message_framing(r, ctx);
-        ctx->body = mc;
+        mc->started = 1;
     }
 
     if (mc->framing == NGX_HTTP_GRPC_GUARD_FRAMING_NONE) {
@@ -207,11 +172,12 @@ ngx_http_grpc_guard_message_read(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     u_char *p, u_char *last)
 {
+    u_char                             *q;
     size_t                              n;
     uint32_t                            len;
     ngx_http_grpc_guard_message_ctx_t  *mc;
 
-    mc = ctx->body;
+    mc = &ctx->body;
 
     while (p < last) {
 
@@ -230,19 +196,28 @@ ngx_http_grpc_guard_message_read(ngx_http_request_t *r,
             continue;
         }
 
-        mc->prefix[mc->have++] = *p++;
+        if (mc->have == 0 && last - p >= NGX_HTTP_GRPC_GUARD_MESSAGE_PREFIX) {
 
-        if (mc->have < NGX_HTTP_GRPC_GUARD_MESSAGE_PREFIX) {
-            continue;
+            /* a whole prefix in this buffer, as is usual */
+
+            q = p;
+            p += NGX_HTTP_GRPC_GUARD_MESSAGE_PREFIX;
+
+        } else {
+            mc->prefix[mc->have++] = *p++;
+
+            if (mc->have < NGX_HTTP_GRPC_GUARD_MESSAGE_PREFIX) {
+                continue;
+            }
+
+            mc->have = 0;
+            q = mc->prefix;
         }
 
-        mc->have = 0;
         mc->messages++;
 
-        len = ((uint32_t) mc->prefix[1] << 24)
-              | ((uint32_t) mc->prefix[2] << 16)
-              | ((uint32_t) mc->prefix[3] << 8)
-              | (uint32_t) mc->prefix[4];
+        len = ((uint32_t) q[1] << 24) | ((uint32_t) q[2] << 16)
+              | ((uint32_t) q[3] << 8) | (uint32_t) q[4];
 
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "grpc guard: request message %ui of %uD bytes",
@@ -285,7 +260,7 @@ ngx_http_grpc_guard_message_decode(ngx_http_request_t *r,
      * the framing unknown, and the call is refused rather than guessed
      */
 
-    mc = ctx->body;
+    mc = &ctx->body;
 
     for ( /* void */ ; p < last; p++) {
 
@@ -391,7 +366,7 @@ ngx_http_grpc_guard_message_refuse(ngx_http_request_t *r,
 
     (void) ngx_http_grpc_guard_refuse(r, ctx, status, reason);
 
-    ctx->body->refused = http_status;
+    ctx->body.refused = http_status;
 
     return http_status;
 }

@@ -41,6 +41,7 @@ static ngx_int_t ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx);
 static void ngx_http_grpc_guard_reset_call(ngx_http_grpc_guard_call_t *call);
+static void ngx_http_grpc_guard_init_call(ngx_http_grpc_guard_call_t *call);
 static void ngx_http_grpc_guard_ctx_cleanup(void *data);
 
 static ngx_int_t ngx_http_grpc_guard_preconfiguration(ngx_conf_t *cf);
@@ -479,8 +480,13 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
             break;
 
         case NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE:
+            rc = glcf->limit.pre ? ngx_http_grpc_guard_limit(r, glcf, ctx)
+                                 : NGX_DECLINED;
+            break;
+
         case NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST:
-            rc = ngx_http_grpc_guard_limit(r, glcf, ctx);
+            rc = glcf->limit.post ? ngx_http_grpc_guard_limit(r, glcf, ctx)
+                                  : NGX_DECLINED;
             break;
 
         case NGX_HTTP_GRPC_GUARD_STAGE_AUTHENTICATE:
@@ -586,7 +592,9 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
     /* a forwarded certificate goes upstream from a trusted peer only */
 
-    if (ngx_http_grpc_guard_xfcc_strip(r, glcf, ctx) != NGX_OK) {
+    if (glcf->xfcc_trusted
+        && ngx_http_grpc_guard_xfcc_strip(r, glcf, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -910,12 +918,12 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
      *
      *     ctx->conf = NULL;
      *     ctx->taken = NULL;
-     *     ctx->body = NULL;
+     *     ctx->body = { 0 };
      *     ctx->waiting = 0;
      *     ctx->rewritten = 0;
      */
 
-    ngx_http_grpc_guard_reset_call(&ctx->call);
+    ngx_http_grpc_guard_init_call(&ctx->call);
 
     cln->handler = ngx_http_grpc_guard_ctx_cleanup;
     ngx_http_set_ctx(r, ctx, ngx_http_grpc_guard_module);
@@ -929,8 +937,15 @@ ngx_http_grpc_guard_reset_call(ngx_http_grpc_guard_call_t *call)
 {
     ngx_memzero(call, sizeof(ngx_http_grpc_guard_call_t));
 
+    ngx_http_grpc_guard_init_call(call);
+}
+
+
+static void
+ngx_http_grpc_guard_init_call(ngx_http_grpc_guard_call_t *call)
+{
     /*
-     * set by ngx_memzero():
+     * the members that are not 0 in a zeroed record; the others:
      *
      *     call->stage = NGX_HTTP_GRPC_GUARD_STAGE_CLASSIFY;
      *     call->done = 0;

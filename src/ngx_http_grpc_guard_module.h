@@ -133,9 +133,30 @@ typedef struct {
 typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
 
 
-/* how far the request body's messages are read: message.c */
-typedef struct ngx_http_grpc_guard_message_ctx_s
-    ngx_http_grpc_guard_message_ctx_t;
+/*
+ * ngx_http_grpc_guard_message.c: where the reading of a request body
+ * stands; the prefix of a message and a base64 quantum may both be cut
+ * across buffers
+ */
+
+typedef struct {
+    uint64_t                    left;       /* of the message to pass */
+    ngx_uint_t                  messages;   /* prefixes read */
+    ngx_int_t                   refused;    /* the status returned */
+    ngx_uint_t                  framing;
+
+    u_char                      prefix[5];  /* flags, length (BE) */
+    ngx_uint_t                  have;       /* bytes of the prefix */
+
+    /* application/grpc-web-text: base64 of the same framing */
+    uint32_t                    bits;
+    ngx_uint_t                  chars;      /* of the quantum, pads too */
+    ngx_uint_t                  pads;
+
+    unsigned                    started:1;
+} ngx_http_grpc_guard_message_ctx_t;
+
+
 /* ngx_http_grpc_guard_metrics.c: the zone, and a location's settings */
 typedef struct ngx_http_grpc_guard_metrics_main_s
     ngx_http_grpc_guard_metrics_main_t;
@@ -317,7 +338,7 @@ typedef struct {
 typedef struct {
     ngx_http_grpc_guard_call_t  call;
     ngx_http_grpc_guard_loc_conf_t  *conf;  /* location that decided */
-    ngx_http_grpc_guard_message_ctx_t  *body;   /* request messages */
+    ngx_http_grpc_guard_message_ctx_t  body;    /* request messages */
 
     /* credential headers taken out of the request (ngx_table_elt_t *) */
     ngx_array_t                *taken;
