@@ -169,10 +169,13 @@ ngx_fuzz_conf_args(ngx_fuzz_conf_t *fc, u_char *p, u_char *last)
             abort();
         }
 
-        /* the arguments nginx gives a directive end with a NUL */
+        /*
+         * the arguments nginx gives a directive end with a NUL and are
+         * in cf->pool, where a directive may keep pointers to them
+         */
 
         arg->len = p - start;
-        arg->data = ngx_pnalloc(fc->temp_pool, arg->len + 1);
+        arg->data = ngx_pnalloc(fc->pool, arg->len + 1);
         if (arg->data == NULL) {
             abort();
         }
@@ -197,7 +200,9 @@ ngx_fuzz_dup(ngx_pool_t *pool, const u_char *data, size_t len)
         abort();
     }
 
-    ngx_memcpy(p, data, len);
+    if (len) {
+        ngx_memcpy(p, data, len);
+    }
 
     return p;
 }
