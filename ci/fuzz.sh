@@ -239,7 +239,7 @@ fi
 
 # UBSan is recoverable in these objects (as in the ASan nginx): halt on the
 # first finding; nginx's own known ones are muted as in ci/test-asan.sh
-export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:detect_odr_violation=0:fast_unwind_on_malloc=0${ASAN_EXTRA_OPTIONS:+:$ASAN_EXTRA_OPTIONS}"
+export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:detect_odr_violation=0${ASAN_EXTRA_OPTIONS:+:$ASAN_EXTRA_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:report_error_type=1:suppressions=$root/t/ubsan.suppress${UBSAN_EXTRA_OPTIONS:+:$UBSAN_EXTRA_OPTIONS}"
 
 failed=()
