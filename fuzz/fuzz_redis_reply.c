@@ -25,6 +25,8 @@
  *
  * Properties: the reply handler never reads past a reply (hiredis
  * allocates each string and array with its exact size, ASan watches);
+ * no reply header makes the reader allocate much more than was sent
+ * (libFuzzer's malloc limit: fuzz/redis_reply.options);
  * every call is answered at most once, and exactly once when the
  * connection closes; a limiter reply is allowed with remaining >= 0,
  * refused by one of the call's limits for 1 ms to 2 h, or failed; the
@@ -169,7 +171,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     conn->peer.name = &rd->name;
     ngx_queue_init(&conn->pending);
 
-    conn->reader = redisReaderCreate();
+    /* as ngx_http_grpc_guard_redis_connect() makes it */
+    conn->reader = ngx_http_grpc_guard_redis_reader();
     if (conn->reader == NULL) {
         abort();
     }
