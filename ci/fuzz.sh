@@ -127,7 +127,7 @@ core_libs=$(awk '
 flags_want=$(printf '%s\n' "$cc" "$fuzz_cflags" "$incs" "$($cc --version | sed -n 1p)")
 flags_stamp=$build/.flags
 if [ ! -f "$flags_stamp" ] || [ "$(cat "$flags_stamp")" != "$flags_want" ]; then
-    rm -f "$build"/mod/*.o "$build"/*.o "$build"/fuzz_*[!.]?
+    rm -f "$build"/mod/*.o "$build"/*.o "$build"/fuzz_*
     printf '%s' "$flags_want" > "$flags_stamp"
 fi
 

@@ -47,9 +47,6 @@ static ngx_table_elt_t *ngx_fuzz_audit_header(ngx_list_t *list, char *key,
     ngx_str_t *value);
 
 
-static ngx_str_t  ngx_fuzz_audit_empty = ngx_null_string;
-
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -362,9 +359,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else {
             ngx_fuzz_assert(v == NULL);
         }
-
-    } else {
-        (void) ngx_fuzz_audit_empty;
     }
 
     json_decref(json);
