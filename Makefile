@@ -7,15 +7,17 @@
 #   make test-asan    the suite against nginx built with ASan and UBSan
 #   make test-valgrind  the suite with nginx under valgrind memcheck
 #   make soak         200k mixed RPCs through one worker, RSS must stay flat
+#   make fuzz         every libFuzzer target of fuzz/ for FUZZ_SECONDS (60) each
 
 MODULE = objs/ngx_http_grpc_guard_module.so
 SRCS = $(wildcard src/*.c src/*.h) config
 PROVE_JOBS ?= 2
+FUZZ_SECONDS ?= 60
 
 export PERL5LIB := $(CURDIR)/t/lib$(if $(PERL5LIB),:$(PERL5LIB))
 
 .PHONY: all build deps test demo bench test-asan test-valgrind soak \
-        style clean
+        fuzz style clean
 
 all: $(MODULE)
 
@@ -51,8 +53,11 @@ soak: deps
 	ci/build.sh
 	ci/soak.sh
 
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ci/fuzz.sh
+
 style:
 	ci/style.sh
 
 clean:
-	rm -rf build objs t/servroot
+	rm -rf build objs t/servroot fuzz/build

@@ -27,10 +27,6 @@
 #define NGX_HTTP_GRPC_GUARD_API_KEY_MAX_FILE  (64 * 1024 * 1024)
 
 
-static ngx_int_t ngx_http_grpc_guard_api_key_parse_line(ngx_conf_t *cf,
-    ngx_str_t *file, ngx_uint_t line, u_char *p, u_char *last,
-    ngx_array_t *keys);
-static time_t ngx_http_grpc_guard_api_key_parse_time(u_char *p, u_char *last);
 static int ngx_libc_cdecl ngx_http_grpc_guard_api_key_cmp(const void *one,
     const void *two);
 static ngx_http_grpc_guard_api_key_t *ngx_http_grpc_guard_api_key_find(
@@ -153,7 +149,7 @@ ngx_http_grpc_guard_api_key_configured(ngx_http_grpc_guard_loc_conf_t *glcf)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_api_key_parse_line(ngx_conf_t *cf, ngx_str_t *file,
     ngx_uint_t line, u_char *p, u_char *last, ngx_array_t *keys)
 {
@@ -332,7 +328,7 @@ invalid:
 }
 
 
-static time_t
+time_t
 ngx_http_grpc_guard_api_key_parse_time(u_char *p, u_char *last)
 {
     time_t      t;

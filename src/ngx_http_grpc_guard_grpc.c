@@ -38,15 +38,10 @@ typedef struct {
 static ngx_int_t ngx_http_grpc_guard_sent_path(ngx_http_request_t *r,
     ngx_str_t *path);
 static void ngx_http_grpc_guard_trim_path(ngx_str_t *path);
-static ngx_int_t ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
-    ngx_str_t *path);
 static ngx_int_t ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
-static ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value,
-    ngx_msec_t *ms);
 static ngx_int_t ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool,
     ngx_msec_t ms, ngx_str_t *text);
-static u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
 static ngx_int_t ngx_http_grpc_guard_match_pattern(ngx_array_t *patterns,
     ngx_str_t *method);
 static ngx_int_t ngx_http_grpc_guard_set_trailers_only(ngx_http_request_t *r,
@@ -346,7 +341,7 @@ ngx_http_grpc_guard_classify(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
     ngx_str_t *path)
 {
@@ -510,7 +505,7 @@ ngx_http_grpc_guard_check_deadline(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_parse_timeout(ngx_str_t *value, ngx_msec_t *ms)
 {
     u_char      *p, *last;
@@ -598,7 +593,7 @@ ngx_http_grpc_guard_timeout_text(ngx_pool_t *pool, ngx_msec_t ms,
 }
 
 
-static u_char *
+u_char *
 ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms)
 {
     /* at most 8 digits: milliseconds, else whole seconds rounded up */

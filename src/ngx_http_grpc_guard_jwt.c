@@ -44,15 +44,8 @@ static ngx_int_t ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok, char **reason);
-static ngx_int_t ngx_http_grpc_guard_jwt_split(ngx_str_t *token,
-    ngx_str_t *header, ngx_str_t *payload, ngx_str_t *signature);
-static ngx_int_t ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
-    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok);
 static json_t *ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data,
     size_t len);
-static char *ngx_http_grpc_guard_jwt_check_header(
-    ngx_http_grpc_guard_jwt_conf_t *jcf, json_t *header,
-    ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_verify_signature(
     ngx_http_request_t *r, ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf,
@@ -60,13 +53,8 @@ static ngx_int_t ngx_http_grpc_guard_jwt_verify_signature(
 static ngx_int_t ngx_http_grpc_guard_jwt_verify_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t *gmcf, ngx_http_grpc_guard_jwt_key_t *key,
     ngx_http_grpc_guard_jwt_token_t *tok);
-static size_t ngx_http_grpc_guard_jwt_ecdsa_der(u_char *der, u_char *sig,
-    size_t size);
 static u_char *ngx_http_grpc_guard_jwt_der_integer(u_char *p, u_char *n,
     size_t size);
-static char *ngx_http_grpc_guard_jwt_check_claims(
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
-    ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list,
     json_t *value);
 static ngx_int_t ngx_http_grpc_guard_jwt_lookup(ngx_http_request_t *r,
@@ -488,7 +476,7 @@ ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_jwt_split(ngx_str_t *token, ngx_str_t *header,
     ngx_str_t *payload, ngx_str_t *signature)
 {
@@ -530,7 +518,7 @@ ngx_http_grpc_guard_jwt_split(ngx_str_t *token, ngx_str_t *header,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
@@ -785,7 +773,7 @@ ngx_http_grpc_guard_jwt_json_free(void *p)
 }
 
 
-static char *
+char *
 ngx_http_grpc_guard_jwt_check_header(ngx_http_grpc_guard_jwt_conf_t *jcf,
     json_t *header, ngx_http_grpc_guard_jwt_token_t *tok)
 {
@@ -1096,7 +1084,7 @@ failed:
 }
 
 
-static size_t
+size_t
 ngx_http_grpc_guard_jwt_ecdsa_der(u_char *der, u_char *sig, size_t size)
 {
     size_t   len;
@@ -1156,7 +1144,7 @@ ngx_http_grpc_guard_jwt_der_integer(u_char *p, u_char *n, size_t size)
 }
 
 
-static char *
+char *
 ngx_http_grpc_guard_jwt_check_claims(ngx_http_grpc_guard_jwt_conf_t *jcf,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {

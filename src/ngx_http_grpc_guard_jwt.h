@@ -211,7 +211,19 @@ typedef struct {
 
 /* ngx_http_grpc_guard_jwt.c */
 
+ngx_int_t ngx_http_grpc_guard_jwt_split(ngx_str_t *token,
+    ngx_str_t *header, ngx_str_t *payload, ngx_str_t *signature);
+ngx_int_t ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok);
 ngx_int_t ngx_http_grpc_guard_jwt_decode(ngx_str_t *dst, ngx_str_t *src);
+char *ngx_http_grpc_guard_jwt_check_header(
+    ngx_http_grpc_guard_jwt_conf_t *jcf, json_t *header,
+    ngx_http_grpc_guard_jwt_token_t *tok);
+char *ngx_http_grpc_guard_jwt_check_claims(
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok);
+size_t ngx_http_grpc_guard_jwt_ecdsa_der(u_char *der, u_char *sig,
+    size_t size);
 void *ngx_http_grpc_guard_jwt_json_alloc(size_t size);
 void ngx_http_grpc_guard_jwt_json_free(void *p);
 ngx_http_grpc_guard_jwt_alg_t *ngx_http_grpc_guard_jwt_find_alg(u_char *name,

@@ -399,6 +399,10 @@ ngx_int_t ngx_http_grpc_guard_send_refusal(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx);
 ngx_int_t ngx_http_grpc_guard_final_status(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t *source);
+ngx_int_t ngx_http_grpc_guard_parse_path(ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *path);
+ngx_int_t ngx_http_grpc_guard_parse_timeout(ngx_str_t *value, ngx_msec_t *ms);
+u_char *ngx_http_grpc_guard_format_timeout(u_char *p, ngx_msec_t ms);
 char *ngx_http_grpc_guard_parse_pattern(ngx_conf_t *cf, ngx_str_t *value,
     ngx_http_grpc_guard_pattern_t *pattern);
 char *ngx_http_grpc_guard_public_directive(ngx_conf_t *cf,
@@ -472,6 +476,10 @@ ngx_int_t ngx_http_grpc_guard_api_key_strip(ngx_http_request_t *r,
 ngx_int_t ngx_http_grpc_guard_api_key_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res);
+ngx_int_t ngx_http_grpc_guard_api_key_parse_line(ngx_conf_t *cf,
+    ngx_str_t *file, ngx_uint_t line, u_char *p, u_char *last,
+    ngx_array_t *keys);
+time_t ngx_http_grpc_guard_api_key_parse_time(u_char *p, u_char *last);
 
 /* ngx_http_grpc_guard_mtls.c: client certificate identity */
 

@@ -46,6 +46,18 @@
  */
 
 
+/* elements of a reply array: the limiter script sends 4 */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  64
+
+
+/* what hiredis's createArray is given: int before 1.0, then size_t */
+#if (HIREDIS_MAJOR >= 1)
+typedef size_t  ngx_http_grpc_guard_redis_nelts_t;
+#else
+typedef int     ngx_http_grpc_guard_redis_nelts_t;
+#endif
+
+
 static ngx_int_t ngx_http_grpc_guard_redis_handshake(
     ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_http_grpc_guard_redis_conn_t *ngx_http_grpc_guard_redis_pick(
@@ -85,6 +97,20 @@ static void ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd);
 static void ngx_http_grpc_guard_redis_retry(ngx_event_t *ev);
 static u_char *ngx_http_grpc_guard_redis_log_error(ngx_log_t *log,
     u_char *buf, size_t len);
+static redisReader *ngx_http_grpc_guard_redis_reader(void);
+static void *ngx_http_grpc_guard_redis_create_array(
+    const redisReadTask *task, ngx_http_grpc_guard_redis_nelts_t elements);
+
+
+/*
+ * hiredis's reply functions with a bounded createArray: an array header
+ * alone ("*500000000") would have the reader allocate 8 bytes for each
+ * element at once; set up with the first reader, they stay the same
+ */
+
+static redisReplyObjectFunctions  ngx_http_grpc_guard_redis_fn;
+static void *(*ngx_http_grpc_guard_redis_array)(const redisReadTask *task,
+    ngx_http_grpc_guard_redis_nelts_t elements);
 
 
 static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
@@ -508,7 +534,7 @@ ngx_http_grpc_guard_redis_connect(ngx_http_grpc_guard_redis_conn_t *conn)
     c->read->log = &conn->log;
     c->write->log = &conn->log;
 
-    conn->reader = redisReaderCreate();
+    conn->reader = ngx_http_grpc_guard_redis_reader();
     if (conn->reader == NULL) {
         ngx_http_grpc_guard_redis_close(conn, 1);
         return NGX_ERROR;
@@ -1725,6 +1751,46 @@ ngx_http_grpc_guard_redis_retry(ngx_event_t *ev)
     /* one connection probes Redis; it takes no calls until it works */
 
     (void) ngx_http_grpc_guard_redis_connect(&rd->conns[0]);
+}
+
+
+static redisReader *
+ngx_http_grpc_guard_redis_reader(void)
+{
+    redisReader  *reader;
+
+    reader = redisReaderCreate();
+    if (reader == NULL) {
+        return NULL;
+    }
+
+    if (ngx_http_grpc_guard_redis_array == NULL) {
+        ngx_http_grpc_guard_redis_fn = *reader->fn;
+        ngx_http_grpc_guard_redis_array = reader->fn->createArray;
+        ngx_http_grpc_guard_redis_fn.createArray =
+                                       ngx_http_grpc_guard_redis_create_array;
+    }
+
+    reader->fn = &ngx_http_grpc_guard_redis_fn;
+
+    return reader;
+}
+
+
+static void *
+ngx_http_grpc_guard_redis_create_array(const redisReadTask *task,
+    ngx_http_grpc_guard_redis_nelts_t elements)
+{
+    /*
+     * NULL fails the reader ("Out of memory"): the connection is closed
+     * as for any invalid reply
+     */
+
+    if (elements > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS) {
+        return NULL;
+    }
+
+    return ngx_http_grpc_guard_redis_array(task, elements);
 }
 
 
