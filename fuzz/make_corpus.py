@@ -354,10 +354,65 @@ def audit_json():
     save("audit_json", files, limit=24)
 
 
+def xfcc():
+    items = []
+    for _, text in tests():
+        for m in re.findall(r"x-forwarded-client-cert: ([^\n\"\]]+)", text):
+            if "$" not in m:
+                items.append(m.strip())
+        for m in re.findall(r"main::call\('[^']*', '([^']*)'", text):
+            items.append(m.replace('\\"', '"'))
+    fp = "a" * 64
+    items += [
+        'By=spiffe://prod.example/ns/edge/sa/gateway;Hash=' + fp +
+        ';Subject="CN=web,OU=a;b,O=Example";'
+        'URI=spiffe://prod.example/ns/shop/sa/web;DNS=web.shop.svc;'
+        'DNS=web.example.org',
+        'By=spiffe://a/b;URI=spiffe://a/c,By=spiffe://c/d;Hash=' + fp +
+        ';URI=spiffe://x/y;URI=https://x.example/',
+        'Subject="CN=say \\"hi\\",OU=x=y;z,O=Example";URI=;DNS=',
+        'URI=spiffe://a/b;Subject="x"y', 'Subject="a', "=", "URI",
+        "DNS=a.example;DNS=b.example", "Hash=" + fp.upper(),
+        ",".join(["URI=spiffe://e/%d" % i for i in range(17)]),
+    ]
+    save("xfcc", items)
+
+
+def grpc_message():
+    import base64
+    import struct
+
+    def frame(n, flag=0, fill=b"x"):
+        return struct.pack(">BI", flag, n) + fill * n
+
+    def seed(text, cut, limit, body):
+        if text:
+            body = base64.b64encode(body)
+        return bytes([text | (cut << 1) & 0xfe, cut >> 7 & 0xff]) + \
+            struct.pack(">I", limit)[1:] + body
+
+    items = []
+    for text in (0, 1):
+        for cut in (0, 3, 77, 200):
+            items.append(seed(text, cut, 1024, frame(10) + frame(20)))
+            items.append(seed(text, cut, 1024, frame(10) + frame(2000)))
+            items.append(seed(text, cut, 16, frame(16) + frame(17)))
+            items.append(seed(text, cut, 0xffffff,
+                              frame(0) + frame(3, 1) + frame(100)))
+    # padded base64 chunks, one after the other, as clients send them
+    chunks = b"".join(base64.b64encode(frame(n)) for n in (1, 758, 2))
+    items.append(bytes([1, 9]) + struct.pack(">I", 1024)[1:] + chunks)
+    items.append(bytes([1, 9]) + struct.pack(">I", 1024)[1:] + b"AAAAAAF4*AA")
+    items.append(bytes([0, 0]) + struct.pack(">I", 4194304)[1:]
+                 + struct.pack(">BI", 0, 4194305))
+    save("grpc_message", items)
+
+
 TARGETS = {
     "jws": jwt_targets, "jwks": jwt_targets, "apikey_line": apikey_line,
     "path": path, "grpc_timeout": grpc_timeout, "acl_rule": acl_rule,
-    "redis_reply": redis_reply, "audit_json": audit_json,
+    "redis_reply": redis_reply, "audit_json": audit_json, "xfcc": xfcc,
+    "grpc_message": grpc_message,
 }
 
 
