@@ -40,9 +40,39 @@ sub wait_for_redis {
     return 0;
 }
 
+# a "Redis" that answers every command with the header of an array of
+# half a billion elements, nothing after it (bounded: 64 connections, 60 s)
+$ENV{TEST_NGINX_HUGE_PORT} = free_port();
+our $Huge = fork() // die "fork: $!";
+if ($Huge == 0) {
+    require IO::Socket::INET;
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                  LocalPort => $ENV{TEST_NGINX_HUGE_PORT},
+                                  Listen => 16, ReuseAddr => 1)
+        or exit 1;
+    my $end = time + 60;
+    $SIG{ALRM} = sub { exit 0 };
+    alarm 60;
+    for (1 .. 64) {
+        my $c = $l->accept or last;
+        my $buf;
+        $c->sysread($buf, 65536);
+        $c->syswrite("*499999999\r\n");
+        select(undef, undef, undef, 0.2);
+        close $c;
+        last if time > $end;
+    }
+    exit 0;
+}
+
 add_cleanup_handler(sub {
     my $pid = redis_pid();
     kill 'CONT', $pid if $pid;
+    if ($::Huge) {
+        kill 'TERM', $::Huge;
+        waitpid($::Huge, 0);
+        $::Huge = 0;
+    }
 });
 
 no_shuffle();
@@ -268,3 +298,24 @@ qr/\[notice\] .*: exit$/
 --- no_error_log
 open socket
 [alert]
+
+
+
+=== TEST 9: a reply announcing half a billion elements: refused, nothing allocated
+--- http_config
+    grpc_guard_redis 127.0.0.1:$TEST_NGINX_HUGE_PORT timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=10r/s key=$remote_addr name=huge;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call
+method: /test.Limit/Call
+--- grpc_status: 14
+--- upstream_calls: 0
+--- error_log
+redis sent an invalid reply
+--- no_error_log
+[alert]
+[emerg]
