@@ -178,8 +178,8 @@ ngx_http_grpc_guard_jwt_merge(ngx_conf_t *cf,
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"grpc_guard_auth jwt\" needs keys: "
-                           "no \"grpc_guard_jwt_key_file\" or "
-                           "\"grpc_guard_jwt_key_request\" is defined");
+                           "no \"grpc_guard_jwt_key_file\" is defined "
+                           "(nor \"grpc_guard_jwt_key_request\")");
         return NGX_CONF_ERROR;
     }
 
