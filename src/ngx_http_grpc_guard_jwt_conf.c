@@ -95,6 +95,7 @@ ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
      */
 
     ngx_conf_merge_ptr_value(conf->jwt.keys, prev->jwt.keys, NULL);
+    ngx_conf_merge_ptr_value(conf->jwt.remote, prev->jwt.remote, NULL);
 
     used = conf->enable
            && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)

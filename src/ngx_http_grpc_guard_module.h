@@ -523,7 +523,6 @@ ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
 ngx_int_t ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, ngx_uint_t version, ngx_msec_t refresh,
     ngx_msec_t interval, ngx_uint_t join);
-ngx_uint_t ngx_http_grpc_guard_remote_waited(ngx_http_request_t *r);
 ngx_int_t ngx_http_grpc_guard_remote_init_main(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t *gmcf);
 char *ngx_http_grpc_guard_remote_cache(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -236,17 +236,6 @@ ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
 }
 
 
-ngx_uint_t
-ngx_http_grpc_guard_remote_waited(ngx_http_request_t *r)
-{
-    ngx_http_grpc_guard_ctx_t  *ctx;
-
-    ctx = ngx_http_grpc_guard_get_ctx(r);
-
-    return ctx && ctx->remote && ctx->remote->done;
-}
-
-
 ngx_int_t
 ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, ngx_uint_t version, ngx_msec_t refresh,

@@ -388,7 +388,23 @@ is(header_of($Tokens{k3})->{kid}, 'k3', 'the provider signs with k3');
 
 
 
-=== TEST 10: configuration: parameters are checked
+=== TEST 10: the provider drops a key: once the workers have the new set, a token of that key verified before no longer passes
+--- init
+idp_start('k3');
+Time::HiRes::sleep(1.2);
+is_deeply(calls(idp_token()), [0], 'a call refreshes the set (k3 only)');
+Time::HiRes::sleep(1.1);
+--- grpc_call eval
+[call('k2'), call('k3')]
+--- grpc_status eval
+[16, 0]
+--- upstream_calls: 1
+--- access_log
+reason=jwt_unknown_kid
+
+
+
+=== TEST 11: configuration: parameters are checked
 --- http_config
     server {
         listen 127.0.0.1:$TEST_NGINX_PORT2;
