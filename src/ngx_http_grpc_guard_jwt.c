@@ -520,9 +520,14 @@ ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
         rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version, 0,
                                               0, 1);
 
-    } else if (ngx_current_msec - jr->fetched >= jr->refresh) {
-
-        /* old: one call fetches them again, the others go on */
+    } else if ((ngx_msec_int_t) (ngx_current_msec - jr->fetched)
+               >= (ngx_msec_int_t) jr->refresh)
+    {
+        /*
+         * old: one call fetches them again, the others go on (signed:
+         * another worker's fetch time may be a little ahead of this
+         * worker's clock)
+         */
 
         rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version,
                                               jr->refresh, 0, 0);

@@ -1219,7 +1219,7 @@ ngx_http_grpc_guard_jwt_remote_update(ngx_http_request_t *r,
      */
 
     if (!force && jr->has_checked
-        && ngx_current_msec - jr->checked < 1000)
+        && (ngx_msec_int_t) (ngx_current_msec - jr->checked) < 1000)
     {
         return NGX_OK;
     }

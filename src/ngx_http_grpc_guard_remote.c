@@ -29,6 +29,14 @@
 /* how often a call waiting for another worker's fetch looks (ms) */
 #define NGX_HTTP_GRPC_GUARD_REMOTE_POLL       20
 
+/*
+ * the time since "t", in ms, as this worker sees it: the workers' clocks
+ * are one clock (monotonic), but each worker reads it at its own moments,
+ * so another worker's "t" may be a little ahead of this one's "now"
+ */
+#define ngx_http_grpc_guard_remote_since(t, now)                              \
+    ((ngx_msec_int_t) ((now) - (t)))
+
 /* LRU entries looked at to make room */
 #define NGX_HTTP_GRPC_GUARD_REMOTE_EVICT      8
 
@@ -293,10 +301,14 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
         return NGX_OK;
 
     } else if ((node->has_failed
-                && now - node->failed < NGX_HTTP_GRPC_GUARD_REMOTE_BACKOFF)
-               || (refresh && node->version && now - node->fetched < refresh)
+                && ngx_http_grpc_guard_remote_since(node->failed, now)
+                   < NGX_HTTP_GRPC_GUARD_REMOTE_BACKOFF)
+               || (refresh && node->version
+                   && ngx_http_grpc_guard_remote_since(node->fetched, now)
+                      < (ngx_msec_int_t) refresh)
                || (interval && node->has_refetched
-                   && now - node->refetched < interval))
+                   && ngx_http_grpc_guard_remote_since(node->refetched, now)
+                      < (ngx_msec_int_t) interval))
     {
         ngx_shmtx_unlock(&zone->shpool->mutex);
         return NGX_DECLINED;
@@ -824,7 +836,10 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
 
     w->owner = 0;
 
-    if (failure && now - zone->logged >= 1000) {
+    if (failure && (zone->logged == 0
+                    || ngx_http_grpc_guard_remote_since(zone->logged, now)
+                       >= 1000))
+    {
 
         /* at most once a second in each worker */
 
