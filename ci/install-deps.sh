@@ -75,8 +75,32 @@ SRC
     fi
 fi
 
+# the OpenID provider of the JWKS tests (t/idp): exactly what
+# t/idp/package-lock.json pins, nothing else
+idp() {
+    root=$(cd "$(dirname "$0")/.." && pwd)
+
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install-deps: npm not found: the t/idp tests will be skipped" >&2
+        return 0
+    fi
+
+    if [ -f "$root/t/idp/node_modules/.package-lock.json" ] \
+       && cmp -s "$root/t/idp/package-lock.json" \
+                 "$root/t/idp/node_modules/.grpc-guard-lock"
+    then
+        return 0
+    fi
+
+    echo "install-deps: npm ci in t/idp"
+    (cd "$root/t/idp" && npm ci --no-audit --no-fund --ignore-scripts \
+                              --loglevel=error)
+    cp "$root/t/idp/package-lock.json" "$root/t/idp/node_modules/.grpc-guard-lock"
+}
+
 if [ -z "$missing" ] && [ -z "$need_update" ]; then
     echo "install-deps: all packages present"
+    idp
     exit 0
 fi
 
@@ -107,5 +131,7 @@ fi
 if command -v systemctl >/dev/null 2>&1; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
+
+idp
 
 echo "install-deps: done"

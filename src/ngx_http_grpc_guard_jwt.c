@@ -40,6 +40,10 @@ static ngx_int_t ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
 static ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_create_ctx(
     ngx_pool_t *pool, ngx_str_t *token);
 static void ngx_http_grpc_guard_jwt_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr);
+static ngx_int_t ngx_http_grpc_guard_jwt_remote_kid(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr);
 static ngx_int_t ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
@@ -173,16 +177,18 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res)
 {
-    char                             *reason;
-    ngx_int_t                         rc;
-    ngx_str_t                         token;
-    ngx_table_elt_t                  *h;
-    ngx_http_grpc_guard_jwt_ctx_t    *jctx;
-    ngx_http_grpc_guard_jwt_conf_t   *jcf;
-    ngx_http_grpc_guard_jwt_cache_t  *cache;
-    ngx_http_grpc_guard_jwt_token_t   tok;
-    ngx_http_grpc_guard_main_conf_t  *gmcf;
-    u_char                            hash[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+    char                              *reason;
+    u_char                            *set;
+    ngx_int_t                          rc;
+    ngx_str_t                          token;
+    ngx_table_elt_t                   *h;
+    ngx_http_grpc_guard_jwt_ctx_t     *jctx;
+    ngx_http_grpc_guard_jwt_conf_t    *jcf;
+    ngx_http_grpc_guard_jwt_cache_t   *cache;
+    ngx_http_grpc_guard_jwt_token_t    tok;
+    ngx_http_grpc_guard_jwt_remote_t  *jr;
+    ngx_http_grpc_guard_main_conf_t   *gmcf;
+    u_char                             hash[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
 
     jcf = &glcf->jwt;
 
@@ -236,6 +242,24 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     cache = gmcf->jwt_cache ? gmcf->jwt_cache->data : NULL;
 
+    /*
+     * the keys of the identity provider: fetched first when there are
+     * none yet, refreshed when old; the call may wait for them
+     */
+
+    jr = jcf->remote;
+    set = NULL;
+
+    if (jr) {
+        rc = ngx_http_grpc_guard_jwt_remote_ready(r, jr);
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        set = jr->keys ? jr->digest : NULL;
+    }
+
     ngx_memzero(&tok, sizeof(ngx_http_grpc_guard_jwt_token_t));
 
     reason = NULL;
@@ -244,10 +268,11 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
         /* the connection's last token first, then the shared cache */
 
-        rc = ngx_http_grpc_guard_jwt_memo_lookup(r, jcf, jctx, &tok, &reason);
+        rc = ngx_http_grpc_guard_jwt_memo_lookup(r, jcf, set, jctx, &tok,
+                                                 &reason);
 
         if (rc == NGX_DECLINED) {
-            if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, &token,
+            if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, set, &token,
                                                   hash)
                 != NGX_OK)
             {
@@ -258,7 +283,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
                                                       jctx, &tok, &reason);
 
             if (rc == NGX_OK && reason == NULL) {
-                ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
+                ngx_http_grpc_guard_jwt_memo_set(r, jcf, set, jctx, &tok);
             }
         }
 
@@ -279,18 +304,47 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     rc = ngx_http_grpc_guard_jwt_verify(r, gmcf, jcf, jctx, &tok, &reason);
 
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
+    if (rc == NGX_ERROR || rc == NGX_AGAIN) {
+        return rc;
     }
 
     if (rc == NGX_DECLINED) {
+
+        if (jr && jr->keys == NULL
+            && (ngx_strcmp(reason, "jwt_unknown_kid") == 0
+                || ngx_strcmp(reason, "jwt_bad_alg") == 0))
+        {
+            /* no key fits, and the provider's keys cannot be had */
+
+            reason = "jwks_unavailable";
+            res->status = NGX_HTTP_GRPC_GUARD_UNAVAILABLE;
+        }
+
         res->reason = reason;
         return NGX_DECLINED;
     }
 
     if (cache) {
+
+        if (jr && jr->keys && (set == NULL
+                               || ngx_memcmp(set, jr->digest,
+                                             NGX_HTTP_GRPC_GUARD_SHA256_LEN)
+                                  != 0))
+        {
+            /* verified with a set that came in the meantime */
+
+            set = jr->digest;
+
+            if (ngx_http_grpc_guard_jwt_cache_key(gmcf->jwt, jcf, set, &token,
+                                                  hash)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
         ngx_http_grpc_guard_jwt_cache_insert(r, cache, jcf, hash, jctx, &tok);
-        ngx_http_grpc_guard_jwt_memo_set(r, jcf, jctx, &tok);
+        ngx_http_grpc_guard_jwt_memo_set(r, jcf, set, jctx, &tok);
     }
 
 verified:
@@ -431,12 +485,103 @@ ngx_http_grpc_guard_jwt_ctx_cleanup(void *data)
 
 
 static ngx_int_t
+ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr)
+{
+    ngx_int_t  rc;
+
+    /*
+     * NGX_OK: go on, with the worker's current keys (maybe none, when
+     * they cannot be had); NGX_AGAIN: the call waits for a fetch
+     */
+
+    if (ngx_http_grpc_guard_jwt_remote_update(r, jr, jr->keys == NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (jr->keys == NULL) {
+
+        /* none yet: the call waits for a fetch, its own or another's */
+
+        rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version, 0,
+                                              0, 1);
+
+    } else if ((ngx_msec_int_t) (ngx_current_msec - jr->fetched)
+               >= (ngx_msec_int_t) jr->refresh)
+    {
+        /*
+         * old: one call fetches them again, the others go on (signed:
+         * another worker's fetch time may be a little ahead of this
+         * worker's clock)
+         */
+
+        rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version,
+                                              jr->refresh, 0, 0);
+
+    } else {
+        return NGX_OK;
+    }
+
+    switch (rc) {
+
+    case NGX_OK:
+
+        /* another worker has fetched them meanwhile */
+
+        return ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
+
+    case NGX_DECLINED:
+        return NGX_OK;
+
+    default:
+        return rc;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_remote_kid(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  version;
+
+    /*
+     * NGX_OK: a newer set is there, to try again; NGX_AGAIN: the call
+     * waits for a refetch; NGX_DECLINED: the "kid" stays unknown
+     */
+
+    version = jr->version;
+
+    if (ngx_http_grpc_guard_jwt_remote_update(r, jr, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (jr->version != version) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version, 0,
+                                          jr->min_refetch, 1);
+
+    if (rc == NGX_OK) {
+        return ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
 ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok, char **reason)
 {
-    ngx_int_t  rc;
+    ngx_int_t   rc;
+    ngx_uint_t  tries;
 
     /*
      * everything is checked strictly before any cryptography: the
@@ -460,7 +605,35 @@ ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_grpc_guard_jwt_verify_signature(r, gmcf, jcf, tok, reason);
+    for (tries = 0; /* void */ ; tries++) {
+
+        rc = ngx_http_grpc_guard_jwt_verify_signature(r, gmcf, jcf, tok,
+                                                      reason);
+
+        if (rc != NGX_DECLINED
+            || jcf->remote == NULL
+            || jcf->remote->keys == NULL
+            || tries == 2
+            || ngx_strcmp(*reason, "jwt_unknown_kid") != 0)
+        {
+            break;
+        }
+
+        /*
+         * a "kid" that no key has: the provider may have a new key; the
+         * call waits for a refetch, at most one per min_refetch in all
+         */
+
+        rc = ngx_http_grpc_guard_jwt_remote_kid(r, jcf->remote);
+
+        if (rc == NGX_DECLINED) {
+            break;
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
 
     if (rc != NGX_OK) {
         return rc;
@@ -868,60 +1041,73 @@ ngx_http_grpc_guard_jwt_verify_signature(ngx_http_request_t *r,
     char **reason)
 {
     ngx_int_t                       rc;
-    ngx_uint_t                      i, pass, tries, named, fit;
+    ngx_uint_t                      i, n, pass, tries, named, fit;
+    ngx_array_t                    *sets[2];
     ngx_http_grpc_guard_jwt_key_t  *key;
 
     /*
      * with a "kid": the keys with that "kid", or else the keys that
      * have none; without: every key; in both cases only the keys bound
-     * to the token's algorithm, and a few of them at most
+     * to the token's algorithm, and a few of them at most; the keys of
+     * the files, then the keys fetched from the identity provider
      */
 
-    key = jcf->keys->elts;
+    sets[0] = jcf->keys;
+    sets[1] = jcf->remote ? jcf->remote->keys : NULL;
+
     tries = 0;
     named = 0;
     fit = 0;
 
     for (pass = 0; pass < 2; pass++) {
 
-        for (i = 0; i < jcf->keys->nelts; i++) {
+        for (n = 0; n < 2; n++) {
 
-            if (tok->has_kid) {
-
-                if (pass == 0) {
-                    if (key[i].kid.len != tok->kid.len
-                        || ngx_memcmp(key[i].kid.data, tok->kid.data,
-                                      tok->kid.len)
-                           != 0)
-                    {
-                        continue;
-                    }
-
-                    named = 1;
-
-                } else if (key[i].kid.len) {
-                    continue;
-                }
-
-            } else if (pass == 1) {
-                break;
-            }
-
-            if (!(key[i].algs & tok->alg->mask)) {
+            if (sets[n] == NULL) {
                 continue;
             }
 
-            fit = 1;
+            key = sets[n]->elts;
 
-            if (tries++ == NGX_HTTP_GRPC_GUARD_JWT_MAX_TRIES) {
-                *reason = "jwt_bad_signature";
-                return NGX_DECLINED;
-            }
+            for (i = 0; i < sets[n]->nelts; i++) {
 
-            rc = ngx_http_grpc_guard_jwt_verify_key(r, gmcf, &key[i], tok);
+                if (tok->has_kid) {
 
-            if (rc != NGX_DECLINED) {
-                return rc;
+                    if (pass == 0) {
+                        if (key[i].kid.len != tok->kid.len
+                            || ngx_memcmp(key[i].kid.data, tok->kid.data,
+                                          tok->kid.len)
+                               != 0)
+                        {
+                            continue;
+                        }
+
+                        named = 1;
+
+                    } else if (key[i].kid.len) {
+                        continue;
+                    }
+
+                } else if (pass == 1) {
+                    break;
+                }
+
+                if (!(key[i].algs & tok->alg->mask)) {
+                    continue;
+                }
+
+                fit = 1;
+
+                if (tries++ == NGX_HTTP_GRPC_GUARD_JWT_MAX_TRIES) {
+                    *reason = "jwt_bad_signature";
+                    return NGX_DECLINED;
+                }
+
+                rc = ngx_http_grpc_guard_jwt_verify_key(r, gmcf, &key[i], tok);
+
+                if (rc != NGX_DECLINED) {
+                    return rc;
+                }
             }
         }
 

@@ -179,11 +179,13 @@ struct ngx_http_grpc_guard_jwt_node_s {
  * gRPC clients send the same token on every call of a connection, which
  * is then recognized by comparing its bytes, with no hashing and no lock;
  * the claims about time are checked again on every call, as on a hit in
- * the shared cache, and only with the same location policy
+ * the shared cache, and only with the same location policy and the same
+ * fetched key set
  */
 
 typedef struct {
     ngx_http_grpc_guard_jwt_conf_t  *jcf;   /* NULL: nothing remembered */
+    u_char                       set[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
     u_char                      *data;      /* token, sub, then iss */
     size_t                       size;
     size_t                       token_len;
@@ -196,17 +198,46 @@ typedef struct {
 } ngx_http_grpc_guard_jwt_memo_t;
 
 
-/* the key file being loaded, for messages */
+/*
+ * keys being loaded: from a key file at configuration time (cf is set),
+ * or from a fetched JWKS at run time, into memory the caller controls
+ */
 
 typedef struct {
     ngx_conf_t                 *cf;
-    ngx_str_t                  *file;
+    ngx_pool_t                 *pool;   /* the keys and their cleanups */
+    ngx_pool_t                 *temp_pool;
+    ngx_log_t                  *log;    /* run time */
+    ngx_str_t                  *file;   /* or the URI fetched */
     ngx_array_t                *keys;
     ngx_uint_t                  n;
     ngx_str_t                   kid;
     ngx_str_t                   label;  /* "key 2 (kid "a")", "block 1" */
+    unsigned                    remote:1;   /* a key refused is skipped */
+    unsigned                    quiet:1;    /* checked before: no messages */
     u_char                      text[NGX_HTTP_GRPC_GUARD_JWT_MAX_KID + 64];
 } ngx_http_grpc_guard_jwt_load_t;
+
+
+/*
+ * grpc_guard_jwt_key_request: the subrequest's settings, and each
+ * worker's keys parsed from the zone's JWKS text, once per version
+ */
+
+struct ngx_http_grpc_guard_jwt_remote_s {
+    ngx_http_grpc_guard_remote_t  *remote;
+    ngx_msec_t                  refresh;
+    ngx_msec_t                  min_refetch;
+
+    /* per worker */
+    ngx_uint_t                  version;    /* of the zone's result */
+    ngx_msec_t                  fetched;    /* when the IdP gave it */
+    ngx_msec_t                  checked;    /* the zone last looked at */
+    ngx_pool_t                 *pool;       /* the keys */
+    ngx_array_t                *keys;       /* NULL: none yet */
+    u_char                      digest[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+    unsigned                    has_checked:1;
+};
 
 
 /* ngx_http_grpc_guard_jwt.c */
@@ -233,7 +264,7 @@ ngx_http_grpc_guard_jwt_alg_t *ngx_http_grpc_guard_jwt_find_alg(u_char *name,
 
 ngx_int_t ngx_http_grpc_guard_jwt_cache_key(
     ngx_http_grpc_guard_jwt_main_t *jm, ngx_http_grpc_guard_jwt_conf_t *jcf,
-    ngx_str_t *token, u_char *hash);
+    u_char *set, ngx_str_t *token, u_char *hash);
 ngx_int_t ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
@@ -245,10 +276,12 @@ void ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok);
 ngx_int_t ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
-    ngx_http_grpc_guard_jwt_token_t *tok, char **reason);
+    ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok,
+    char **reason);
 void ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok);
 ngx_int_t ngx_http_grpc_guard_jwt_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -259,6 +292,11 @@ char *ngx_http_grpc_guard_jwt_load_jwks(
     ngx_http_grpc_guard_jwt_load_t *ld, ngx_str_t *content);
 char *ngx_http_grpc_guard_jwt_load_pem(
     ngx_http_grpc_guard_jwt_load_t *ld, ngx_str_t *content);
+ngx_int_t ngx_http_grpc_guard_jwt_check_jwks(ngx_log_t *log, ngx_str_t *body,
+    void *data);
+ngx_int_t ngx_http_grpc_guard_jwt_remote_update(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr, ngx_uint_t force);
+void ngx_http_grpc_guard_jwt_remote_cleanup(void *data);
 
 
 extern ngx_http_grpc_guard_jwt_alg_t

@@ -53,13 +53,17 @@ static void ngx_http_grpc_guard_jwt_cache_expire(
 
 ngx_int_t
 ngx_http_grpc_guard_jwt_cache_key(ngx_http_grpc_guard_jwt_main_t *jm,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_str_t *token, u_char *hash)
+    ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set, ngx_str_t *token,
+    u_char *hash)
 {
     unsigned int  len;
 
     /*
-     * the policy of the location comes first: a token verified with
-     * other keys, issuers or audiences is another entry
+     * the policy of the location comes first, then the digest of the
+     * keys fetched from the identity provider, if any: a token verified
+     * with other keys, issuers or audiences is another entry, and a key
+     * the provider removed verifies nothing more once a worker has the
+     * new set
      */
 
     if (EVP_DigestInit_ex(jm->hash, jm->md[NGX_HTTP_GRPC_GUARD_JWT_SHA256],
@@ -68,6 +72,9 @@ ngx_http_grpc_guard_jwt_cache_key(ngx_http_grpc_guard_jwt_main_t *jm,
         || EVP_DigestUpdate(jm->hash, jcf->policy,
                             NGX_HTTP_GRPC_GUARD_SHA256_LEN)
            != 1
+        || (set && EVP_DigestUpdate(jm->hash, set,
+                                    NGX_HTTP_GRPC_GUARD_SHA256_LEN)
+                   != 1)
         || EVP_DigestUpdate(jm->hash, token->data, token->len) != 1
         || EVP_DigestFinal_ex(jm->hash, hash, &len) != 1)
     {
@@ -131,8 +138,9 @@ ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
-    ngx_http_grpc_guard_jwt_token_t *tok, char **reason)
+    ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok,
+    char **reason)
 {
     ngx_http_grpc_guard_jwt_memo_t  *memo;
 
@@ -141,6 +149,8 @@ ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
     memo = ngx_http_grpc_guard_jwt_memo(r->connection, 0);
 
     if (memo == NULL || memo->jcf != jcf
+        || (set && ngx_memcmp(memo->set, set, NGX_HTTP_GRPC_GUARD_SHA256_LEN)
+                   != 0)
         || memo->token_len != jctx->token.len
         || ngx_memcmp(memo->data, jctx->token.data, jctx->token.len) != 0)
     {
@@ -260,8 +270,8 @@ ngx_http_grpc_guard_jwt_memo(ngx_connection_t *c, ngx_uint_t create)
 
 void
 ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
-    ngx_http_grpc_guard_jwt_token_t *tok)
+    ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
     size_t                           n, size;
     u_char                          *p;
@@ -311,6 +321,11 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
     memo->has_nbf = tok->has_nbf;
     memo->exp = tok->exp;
     memo->nbf = tok->nbf;
+
+    if (set) {
+        ngx_memcpy(memo->set, set, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+    }
+
     memo->jcf = jcf;
 }
 

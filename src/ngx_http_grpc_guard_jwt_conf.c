@@ -33,6 +33,13 @@
 
 #define NGX_HTTP_GRPC_GUARD_JWT_CACHE_SIZE    (1024 * 1024)
 
+/* grpc_guard_jwt_key_request defaults */
+#define NGX_HTTP_GRPC_GUARD_JWT_REFRESH       600000
+#define NGX_HTTP_GRPC_GUARD_JWT_MIN_REFETCH   30000
+#define NGX_HTTP_GRPC_GUARD_JWT_JWKS_SIZE     65536
+#define NGX_HTTP_GRPC_GUARD_JWT_JWKS_LIMIT    (16 * 1024 * 1024)
+#define NGX_HTTP_GRPC_GUARD_JWT_JWKS_TIMEOUT  5000
+
 
 static char *ngx_http_grpc_guard_jwt_merge(ngx_conf_t *cf,
     ngx_http_grpc_guard_jwt_conf_t *prev, ngx_http_grpc_guard_jwt_conf_t *conf,
@@ -70,6 +77,7 @@ ngx_http_grpc_guard_jwt_create_conf(ngx_http_grpc_guard_jwt_conf_t *conf)
     conf->max_lifetime = NGX_CONF_UNSET;
     conf->max_size = NGX_CONF_UNSET_SIZE;
     conf->token = NGX_CONF_UNSET_PTR;
+    conf->remote = NGX_CONF_UNSET_PTR;
 }
 
 
@@ -87,6 +95,7 @@ ngx_http_grpc_guard_jwt_merge_conf(ngx_conf_t *cf,
      */
 
     ngx_conf_merge_ptr_value(conf->jwt.keys, prev->jwt.keys, NULL);
+    ngx_conf_merge_ptr_value(conf->jwt.remote, prev->jwt.remote, NULL);
 
     used = conf->enable
            && ((conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
@@ -125,6 +134,7 @@ ngx_http_grpc_guard_jwt_merge(ngx_conf_t *cf,
     ngx_conf_merge_size_value(conf->max_size, prev->max_size,
                               NGX_HTTP_GRPC_GUARD_JWT_MAX_SIZE);
     ngx_conf_merge_ptr_value(conf->token, prev->token, NULL);
+    ngx_conf_merge_ptr_value(conf->remote, prev->remote, NULL);
 
     if (conf->require == NGX_CONF_UNSET_PTR) {
 
@@ -164,21 +174,29 @@ ngx_http_grpc_guard_jwt_merge(ngx_conf_t *cf,
         return NGX_CONF_OK;
     }
 
-    if (conf->keys == NULL || conf->keys->nelts == 0) {
+    if ((conf->keys == NULL || conf->keys->nelts == 0)
+        && conf->remote == NULL)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"grpc_guard_auth jwt\" needs keys: "
-                           "no \"grpc_guard_jwt_key_file\" is defined");
+                           "no \"grpc_guard_jwt_key_file\" is defined "
+                           "(nor \"grpc_guard_jwt_key_request\")");
         return NGX_CONF_ERROR;
     }
 
     algs = 0;
-    key = conf->keys->elts;
 
-    for (i = 0; i < conf->keys->nelts; i++) {
-        algs |= key[i].algs;
+    if (conf->keys) {
+        key = conf->keys->elts;
+
+        for (i = 0; i < conf->keys->nelts; i++) {
+            algs |= key[i].algs;
+        }
     }
 
-    if (!(algs & conf->algorithms)) {
+    /* the fetched keys are known later: they are checked when they come */
+
+    if (conf->remote == NULL && !(algs & conf->algorithms)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "none of the keys of \"grpc_guard_jwt_key_file\" "
                            "can verify an algorithm that "
@@ -197,7 +215,7 @@ ngx_http_grpc_guard_jwt_merge(ngx_conf_t *cf,
 ngx_uint_t
 ngx_http_grpc_guard_jwt_configured(ngx_http_grpc_guard_loc_conf_t *glcf)
 {
-    return glcf->jwt.keys != NULL;
+    return glcf->jwt.keys != NULL || glcf->jwt.remote != NULL;
 }
 
 
@@ -206,6 +224,7 @@ ngx_http_grpc_guard_jwt_policy(ngx_conf_t *cf,
     ngx_http_grpc_guard_jwt_conf_t *jcf)
 {
     ngx_int_t                       rc;
+    ngx_str_t                      *uri;
     EVP_MD_CTX                     *md;
     ngx_uint_t                      i;
     ngx_http_grpc_guard_jwt_key_t  *key;
@@ -224,9 +243,9 @@ ngx_http_grpc_guard_jwt_policy(ngx_conf_t *cf,
         goto done;
     }
 
-    key = jcf->keys->elts;
+    key = jcf->keys ? jcf->keys->elts : NULL;
 
-    for (i = 0; i < jcf->keys->nelts; i++) {
+    for (i = 0; jcf->keys && i < jcf->keys->nelts; i++) {
         n[0] = key[i].algs;
 
         if (ngx_http_grpc_guard_jwt_digest_str(md, key[i].kid.data,
@@ -245,7 +264,19 @@ ngx_http_grpc_guard_jwt_policy(ngx_conf_t *cf,
     n[1] = jcf->leeway;
     n[2] = jcf->max_lifetime;
     n[3] = jcf->max_size;
-    n[4] = jcf->keys->nelts;
+    n[4] = jcf->keys ? jcf->keys->nelts : 0;
+
+    /* the keys fetched: the cache keys take their digest too */
+
+    if (jcf->remote) {
+        uri = ngx_http_grpc_guard_remote_uri(jcf->remote->remote);
+
+        if (ngx_http_grpc_guard_jwt_digest_str(md, uri->data, uri->len)
+            != NGX_OK)
+        {
+            goto done;
+        }
+    }
 
     if (EVP_DigestUpdate(md, n, sizeof(n)) != 1
         || ngx_http_grpc_guard_jwt_digest_list(md, jcf->issuers) != NGX_OK
@@ -625,6 +656,9 @@ ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_memzero(&ld, sizeof(ngx_http_grpc_guard_jwt_load_t));
 
     ld.cf = cf;
+    ld.pool = cf->pool;
+    ld.temp_pool = cf->temp_pool;
+    ld.log = cf->log;
     ld.file = &file;
     ld.keys = glcf->jwt.keys;
 
@@ -667,4 +701,132 @@ ngx_http_grpc_guard_jwt_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_grpc_guard_jwt_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_grpc_guard_loc_conf_t *glcf = conf;
+
+    size_t                             max_size;
+    ssize_t                            size;
+    ngx_str_t                         *value, s;
+    ngx_int_t                          ms;
+    ngx_uint_t                         i;
+    ngx_msec_t                         refresh, min_refetch, timeout;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_grpc_guard_jwt_remote_t  *jr;
+
+    if (glcf->jwt.remote != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        glcf->jwt.remote = NULL;
+        return NGX_CONF_OK;
+    }
+
+    refresh = NGX_HTTP_GRPC_GUARD_JWT_REFRESH;
+    min_refetch = NGX_HTTP_GRPC_GUARD_JWT_MIN_REFETCH;
+    timeout = NGX_HTTP_GRPC_GUARD_JWT_JWKS_TIMEOUT;
+    max_size = NGX_HTTP_GRPC_GUARD_JWT_JWKS_SIZE;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            size = ngx_parse_size(&s);
+
+            if (size <= 0 || size > NGX_HTTP_GRPC_GUARD_JWT_JWKS_LIMIT) {
+                goto invalid;
+            }
+
+            max_size = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "refresh=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            ms = ngx_parse_time(&s, 0);
+            if (ms == NGX_ERROR || ms < 1000) {
+                goto invalid;
+            }
+
+            refresh = ms;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "min_refetch=", 12) == 0) {
+            s.data = value[i].data + 12;
+            s.len = value[i].len - 12;
+
+            ms = ngx_parse_time(&s, 0);
+            if (ms == NGX_ERROR || ms < 1000) {
+                goto invalid;
+            }
+
+            min_refetch = ms;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            ms = ngx_parse_time(&s, 0);
+            if (ms == NGX_ERROR || ms < 1) {
+                goto invalid;
+            }
+
+            timeout = ms;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    jr = ngx_pcalloc(cf->pool, sizeof(ngx_http_grpc_guard_jwt_remote_t));
+    if (jr == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* each worker's keys go with the configuration */
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_grpc_guard_jwt_remote_cleanup;
+    cln->data = jr;
+
+    jr->refresh = refresh;
+    jr->min_refetch = min_refetch;
+
+    jr->remote = ngx_http_grpc_guard_remote_add(cf, &value[1], max_size,
+                                          timeout,
+                                          ngx_http_grpc_guard_jwt_check_jwks,
+                                          jr);
+    if (jr->remote == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    glcf->jwt.remote = jr;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
 }

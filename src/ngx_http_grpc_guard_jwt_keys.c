@@ -7,7 +7,9 @@
 /*
  * The keys of grpc_guard_jwt_key_file: a JWK, a JWK Set or PEM blocks
  * loaded into key sets, each key made ready for verification and freed
- * with the configuration.
+ * with the configuration; and the keys of grpc_guard_jwt_key_request, a
+ * JWK Set fetched from the identity provider, under the same rules, in
+ * each worker's own memory.
  */
 
 
@@ -37,6 +39,13 @@
 
 static char *ngx_http_grpc_guard_jwt_load_jwk(
     ngx_http_grpc_guard_jwt_load_t *ld, json_t *jwk);
+static void ngx_http_grpc_guard_jwt_load_error(
+    ngx_http_grpc_guard_jwt_load_t *ld, ngx_uint_t what, const char *fmt, ...);
+static ngx_int_t ngx_http_grpc_guard_jwt_load_remote(ngx_log_t *log,
+    ngx_str_t *uri, ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t quiet,
+    ngx_array_t **keys);
+static ngx_int_t ngx_http_grpc_guard_jwt_set_digest(ngx_array_t *keys,
+    u_char *digest);
 static void ngx_http_grpc_guard_jwt_label(ngx_http_grpc_guard_jwt_load_t *ld,
     char *what);
 static char *ngx_http_grpc_guard_jwt_jwk_member(
@@ -49,10 +58,10 @@ static EVP_PKEY *ngx_http_grpc_guard_jwt_jwk_ec(
 static EVP_PKEY *ngx_http_grpc_guard_jwt_jwk_okp(
     ngx_http_grpc_guard_jwt_load_t *ld, json_t *jwk);
 static EVP_PKEY *ngx_http_grpc_guard_jwt_pem_rsa(u_char *der, long len);
-static ngx_int_t ngx_http_grpc_guard_jwt_pkey_cleanup(ngx_conf_t *cf,
+static ngx_int_t ngx_http_grpc_guard_jwt_pkey_cleanup(ngx_pool_t *pool,
     EVP_PKEY *pkey);
 static void ngx_http_grpc_guard_jwt_free_pkey(void *data);
-static ngx_int_t ngx_http_grpc_guard_jwt_verify_ctx(ngx_conf_t *cf,
+static ngx_int_t ngx_http_grpc_guard_jwt_verify_ctx(ngx_pool_t *pool,
     ngx_http_grpc_guard_jwt_key_t *key);
 static void ngx_http_grpc_guard_jwt_free_pkey_ctx(void *data);
 static char *ngx_http_grpc_guard_jwt_add_pkey(
@@ -81,10 +90,9 @@ ngx_http_grpc_guard_jwt_load_jwks(ngx_http_grpc_guard_jwt_load_t *ld,
                       JSON_REJECT_DUPLICATES, &error);
 
     if (root == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": invalid JSON "
-                           "at line %d: %s", ld->file, error.line,
-                           error.text);
+        ngx_http_grpc_guard_jwt_load_error(ld, 0,
+                                           ": invalid JSON at line %d: %s",
+                                           error.line, error.text);
         return NGX_CONF_ERROR;
     }
 
@@ -94,9 +102,8 @@ ngx_http_grpc_guard_jwt_load_jwks(ngx_http_grpc_guard_jwt_load_t *ld,
 
     if (keys) {
         if (!json_is_array(keys)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": \"keys\" is "
-                               "not an array", ld->file);
+            ngx_http_grpc_guard_jwt_load_error(ld, 0,
+                                               ": \"keys\" is not an array");
             rv = NGX_CONF_ERROR;
             goto done;
         }
@@ -106,12 +113,26 @@ ngx_http_grpc_guard_jwt_load_jwks(ngx_http_grpc_guard_jwt_load_t *ld,
             ld->n = i + 1;
 
             rv = ngx_http_grpc_guard_jwt_load_jwk(ld, jwk);
+
             if (rv != NGX_CONF_OK) {
+
+                /*
+                 * an identity provider's set may hold keys of other uses
+                 * (encryption) or types: those are skipped, and so are
+                 * the ones the rules refuse; a set with no key left is
+                 * refused by the caller
+                 */
+
+                if (ld->remote) {
+                    rv = NGX_CONF_OK;
+                    continue;
+                }
+
                 goto done;
             }
         }
 
-    } else if (json_object_get(root, "kty")) {
+    } else if (!ld->remote && json_object_get(root, "kty")) {
 
         /* a single JWK */
 
@@ -119,9 +140,12 @@ ngx_http_grpc_guard_jwt_load_jwks(ngx_http_grpc_guard_jwt_load_t *ld,
         rv = ngx_http_grpc_guard_jwt_load_jwk(ld, root);
 
     } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": neither a JWK "
-                           "Set (\"keys\") nor a JWK (\"kty\")", ld->file);
+        ngx_http_grpc_guard_jwt_load_error(ld, 0,
+                                           ld->remote
+                                           ? ": not a JWK Set (\"keys\")"
+                                           : ": neither a JWK Set "
+                                             "(\"keys\") nor a JWK "
+                                             "(\"kty\")");
         rv = NGX_CONF_ERROR;
     }
 
@@ -142,12 +166,10 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
     size_t                          i;
     EVP_PKEY                       *pkey;
     ngx_str_t                       kty, alg_name, use, secret;
-    ngx_conf_t                     *cf;
     ngx_uint_t                      algs, type_algs;
     ngx_http_grpc_guard_jwt_alg_t  *alg;
     ngx_http_grpc_guard_jwt_key_t   key;
 
-    cf = ld->cf;
     ngx_str_null(&ld->kid);
     ngx_http_grpc_guard_jwt_label(ld, "key");
 
@@ -189,11 +211,11 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
         use.len = json_string_length(v);
 
         if (use.len != 3 || ngx_strncmp(use.data, "sig", 3) != 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V"
-                               " has \"use\": \"%V\"; only "
-                               "signature keys (\"sig\") are accepted",
-                               ld->file, &ld->label, &use);
+            ngx_http_grpc_guard_jwt_load_error(ld, 2,
+                                               ": %V has \"use\": \"%V\"; "
+                                               "only signature keys "
+                                               "(\"sig\") are accepted",
+                                               &ld->label, &use);
             return NGX_CONF_ERROR;
         }
     }
@@ -238,11 +260,10 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
         alg = ngx_http_grpc_guard_jwt_find_alg(alg_name.data, alg_name.len);
 
         if (alg == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V"
-                               " has the unknown or refused "
-                               "\"alg\": \"%V\"",
-                               ld->file, &ld->label, &alg_name);
+            ngx_http_grpc_guard_jwt_load_error(ld, 2,
+                                               ": %V has the unknown or "
+                                               "refused \"alg\": \"%V\"",
+                                               &ld->label, &alg_name);
             return NGX_CONF_ERROR;
         }
     }
@@ -253,11 +274,11 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
 
         for (priv = ngx_http_grpc_guard_jwt_private; *priv; priv++) {
             if (json_object_get(jwk, *priv)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "grpc_guard_jwt_key_file \"%V\": %V"
-                                   " contains private key "
-                                   "material (\"%s\"); give the public key "
-                                   "only", ld->file, &ld->label, *priv);
+                ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                                   ": %V contains private "
+                                                   "key material (\"%s\"); "
+                                                   "give the public key only",
+                                                   &ld->label, *priv);
                 return NGX_CONF_ERROR;
             }
         }
@@ -283,21 +304,30 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
 
         /* a shared secret: HS* only, and only when long enough */
 
+        if (ld->remote) {
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V is an \"oct\" key: "
+                                               "a secret is never taken "
+                                               "from a fetched set",
+                                               &ld->label);
+            return NGX_CONF_ERROR;
+        }
+
         rv = ngx_http_grpc_guard_jwt_jwk_member(ld, jwk, "k", &secret);
         if (rv != NGX_CONF_OK) {
             return rv;
         }
 
         if (secret.len < NGX_HTTP_GRPC_GUARD_JWT_MIN_SECRET) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V"
-                               ": an \"oct\" key needs at least "
-                               "%d bytes", ld->file, &ld->label,
-                               NGX_HTTP_GRPC_GUARD_JWT_MIN_SECRET);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V: an \"oct\" key needs "
+                                               "at least %d bytes",
+                                               &ld->label,
+                                            NGX_HTTP_GRPC_GUARD_JWT_MIN_SECRET);
             return NGX_CONF_ERROR;
         }
 
-        key.secret = ngx_pnalloc(cf->pool, secret.len);
+        key.secret = ngx_pnalloc(ld->pool, secret.len);
         if (key.secret == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -326,10 +356,10 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
         }
 
     } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           " has the unsupported \"kty\": \"%V\"",
-                           ld->file, &ld->label, &kty);
+        ngx_http_grpc_guard_jwt_load_error(ld, 2,
+                                           ": %V has the unsupported "
+                                           "\"kty\": \"%V\"", &ld->label,
+                                           &kty);
         return NGX_CONF_ERROR;
     }
 
@@ -339,7 +369,8 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
 
     /* freed with the configuration, whatever happens below */
 
-    if (pkey && ngx_http_grpc_guard_jwt_pkey_cleanup(cf, pkey) != NGX_OK) {
+    if (pkey && ngx_http_grpc_guard_jwt_pkey_cleanup(ld->pool, pkey) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -349,12 +380,12 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
 
     if (alg) {
         if (!(alg->mask & type_algs)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V"
-                               ": \"alg\": \"%V\" does not fit "
-                               "this key (\"kty\": \"%V\", its curve or its "
-                               "size)", ld->file, &ld->label, &alg_name,
-                               &kty);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V: \"alg\": \"%V\" does "
+                                               "not fit this key (\"kty\": "
+                                               "\"%V\", its curve or its "
+                                               "size)", &ld->label, &alg_name,
+                                               &kty);
             return NGX_CONF_ERROR;
         }
 
@@ -371,9 +402,8 @@ ngx_http_grpc_guard_jwt_load_jwk(ngx_http_grpc_guard_jwt_load_t *ld,
 
 invalid:
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "grpc_guard_jwt_key_file \"%V\": %V %s",
-                       ld->file, &ld->label, what);
+    ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                       ": %V %s", &ld->label, what);
 
     return NGX_CONF_ERROR;
 }
@@ -409,10 +439,9 @@ ngx_http_grpc_guard_jwt_jwk_member(ngx_http_grpc_guard_jwt_load_t *ld,
     v = json_object_get(jwk, name);
 
     if (!json_is_string(v) || json_string_length(v) == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           " has no \"%s\" string",
-                           ld->file, &ld->label, name);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V has no \"%s\" string",
+                                           &ld->label, name);
         return NGX_CONF_ERROR;
     }
 
@@ -424,7 +453,7 @@ ngx_http_grpc_guard_jwt_jwk_member(ngx_http_grpc_guard_jwt_load_t *ld,
         return NGX_CONF_OK;
     }
 
-    value->data = ngx_pnalloc(ld->cf->temp_pool, text.len);
+    value->data = ngx_pnalloc(ld->temp_pool, text.len);
     if (value->data == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -432,10 +461,9 @@ ngx_http_grpc_guard_jwt_jwk_member(ngx_http_grpc_guard_jwt_load_t *ld,
     if (ngx_http_grpc_guard_jwt_decode(value, &text) != NGX_OK
         || value->len == 0)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": \"%s\" is not canonical base64url",
-                           ld->file, &ld->label, name);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: \"%s\" is not canonical "
+                                           "base64url", &ld->label, name);
         return NGX_CONF_ERROR;
     }
 
@@ -469,10 +497,9 @@ ngx_http_grpc_guard_jwt_jwk_rsa(ngx_http_grpc_guard_jwt_load_t *ld,
     }
 
     if (es.len > 8) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": the RSA exponent is too large",
-                           ld->file, &ld->label);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: the RSA exponent is too "
+                                           "large", &ld->label);
         return NULL;
     }
 
@@ -515,10 +542,9 @@ done:
     ERR_clear_error();
 
     if (pkey == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": invalid RSA key",
-                           ld->file, &ld->label);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: invalid RSA key",
+                                           &ld->label);
     }
 
     return pkey;
@@ -559,11 +585,10 @@ ngx_http_grpc_guard_jwt_jwk_ec(ngx_http_grpc_guard_jwt_load_t *ld,
         *algs = NGX_HTTP_GRPC_GUARD_JWT_ES512;
 
     } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": unsupported EC \"crv\": \"%s\" "
-                           "(P-256, P-384 or P-521)",
-                           ld->file, &ld->label, crv);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: unsupported EC \"crv\": "
+                                           "\"%s\" (P-256, P-384 or P-521)",
+                                           &ld->label, crv);
         return NULL;
     }
 
@@ -575,15 +600,15 @@ ngx_http_grpc_guard_jwt_jwk_ec(ngx_http_grpc_guard_jwt_load_t *ld,
     }
 
     if (x.len != size || y.len != size) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": \"x\" and \"y\" do not match "
-                           "\"crv\": \"%s\" (%uz bytes each expected)",
-                           ld->file, &ld->label, crv, size);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: \"x\" and \"y\" do not "
+                                           "match \"crv\": \"%s\" (%uz bytes "
+                                           "each expected)", &ld->label, crv,
+                                           size);
         return NULL;
     }
 
-    pub = ngx_pnalloc(ld->cf->temp_pool, 1 + 2 * size);
+    pub = ngx_pnalloc(ld->temp_pool, 1 + 2 * size);
     if (pub == NULL) {
         return NULL;
     }
@@ -645,10 +670,9 @@ done:
     ERR_clear_error();
 
     if (pkey == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": invalid EC public key on %s",
-                           ld->file, &ld->label, crv);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: invalid EC public key on %s",
+                                           &ld->label, crv);
     }
 
     return pkey;
@@ -668,10 +692,10 @@ ngx_http_grpc_guard_jwt_jwk_okp(ngx_http_grpc_guard_jwt_load_t *ld,
     crv = json_is_string(v) ? json_string_value(v) : "";
 
     if (ngx_strcmp(crv, "Ed25519") != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": unsupported OKP \"crv\": \"%s\" "
-                           "(Ed25519 only)", ld->file, &ld->label, crv);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: unsupported OKP \"crv\": "
+                                           "\"%s\" (Ed25519 only)",
+                                           &ld->label, crv);
         return NULL;
     }
 
@@ -680,11 +704,10 @@ ngx_http_grpc_guard_jwt_jwk_okp(ngx_http_grpc_guard_jwt_load_t *ld,
     }
 
     if (x.len != 32) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": \"x\" does not match \"crv\": "
-                           "\"Ed25519\" (32 bytes expected)",
-                           ld->file, &ld->label);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: \"x\" does not match "
+                                           "\"crv\": \"Ed25519\" (32 bytes "
+                                           "expected)", &ld->label);
         return NULL;
     }
 
@@ -694,10 +717,9 @@ ngx_http_grpc_guard_jwt_jwk_okp(ngx_http_grpc_guard_jwt_load_t *ld,
     ERR_clear_error();
 
     if (pkey == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V"
-                           ": invalid Ed25519 public key",
-                           ld->file, &ld->label);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V: invalid Ed25519 public key",
+                                           &ld->label);
     }
 
     return pkey;
@@ -740,9 +762,8 @@ ngx_http_grpc_guard_jwt_load_pem(ngx_http_grpc_guard_jwt_load_t *ld,
                 break;
             }
 
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": invalid PEM",
-                               ld->file);
+            ngx_http_grpc_guard_jwt_load_error(ld, 0,
+                                               ": invalid PEM");
             rv = NGX_CONF_ERROR;
             break;
         }
@@ -771,18 +792,18 @@ ngx_http_grpc_guard_jwt_load_pem(ngx_http_grpc_guard_jwt_load_t *ld,
             }
 
         } else if (ngx_strstr(name, "PRIVATE KEY") != NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V is a "
-                               "private key (\"%s\"); give the public key "
-                               "or certificate only",
-                               ld->file, &ld->label, name);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V is a private key "
+                                               "(\"%s\"); give the public "
+                                               "key or certificate only",
+                                               &ld->label, name);
             rv = NGX_CONF_ERROR;
 
         } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V "
-                               "(\"%s\") is not a public key or certificate",
-                               ld->file, &ld->label, name);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V (\"%s\") is not a "
+                                               "public key or certificate",
+                                               &ld->label, name);
             rv = NGX_CONF_ERROR;
         }
 
@@ -799,14 +820,14 @@ ngx_http_grpc_guard_jwt_load_pem(ngx_http_grpc_guard_jwt_load_t *ld,
         }
 
         if (pkey == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V "
-                               "could not be decoded", ld->file, &ld->label);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V could not be decoded",
+                                               &ld->label);
             rv = NGX_CONF_ERROR;
             break;
         }
 
-        if (ngx_http_grpc_guard_jwt_pkey_cleanup(ld->cf, pkey) != NGX_OK) {
+        if (ngx_http_grpc_guard_jwt_pkey_cleanup(ld->pool, pkey) != NGX_OK) {
             rv = NGX_CONF_ERROR;
             break;
         }
@@ -859,11 +880,11 @@ ngx_http_grpc_guard_jwt_pem_rsa(u_char *der, long len)
 
 
 static ngx_int_t
-ngx_http_grpc_guard_jwt_pkey_cleanup(ngx_conf_t *cf, EVP_PKEY *pkey)
+ngx_http_grpc_guard_jwt_pkey_cleanup(ngx_pool_t *pool, EVP_PKEY *pkey)
 {
     ngx_pool_cleanup_t  *cln;
 
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    cln = ngx_pool_cleanup_add(pool, 0);
     if (cln == NULL) {
         EVP_PKEY_free(pkey);
         return NGX_ERROR;
@@ -886,7 +907,7 @@ ngx_http_grpc_guard_jwt_free_pkey(void *data)
 
 
 static ngx_int_t
-ngx_http_grpc_guard_jwt_verify_ctx(ngx_conf_t *cf,
+ngx_http_grpc_guard_jwt_verify_ctx(ngx_pool_t *pool,
     ngx_http_grpc_guard_jwt_key_t *key)
 {
     ngx_uint_t                      i;
@@ -916,7 +937,7 @@ ngx_http_grpc_guard_jwt_verify_ctx(ngx_conf_t *cf,
             return NGX_ERROR;
         }
 
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        cln = ngx_pool_cleanup_add(pool, 0);
         if (cln == NULL) {
             EVP_PKEY_CTX_free(pctx);
             return NGX_ERROR;
@@ -990,12 +1011,12 @@ ngx_http_grpc_guard_jwt_add_pkey(ngx_http_grpc_guard_jwt_load_t *ld,
         if (bits < NGX_HTTP_GRPC_GUARD_JWT_MIN_RSA_BITS
             || bits > NGX_HTTP_GRPC_GUARD_JWT_MAX_RSA_BITS)
         {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V is an "
-                               "RSA key of %d bits; %d to %d are accepted",
-                               ld->file, &ld->label, bits,
-                               NGX_HTTP_GRPC_GUARD_JWT_MIN_RSA_BITS,
-                               NGX_HTTP_GRPC_GUARD_JWT_MAX_RSA_BITS);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V is an RSA key of %d "
+                                               "bits; %d to %d are accepted",
+                                               &ld->label, bits,
+                                          NGX_HTTP_GRPC_GUARD_JWT_MIN_RSA_BITS,
+                                          NGX_HTTP_GRPC_GUARD_JWT_MAX_RSA_BITS);
             return NGX_CONF_ERROR;
         }
 
@@ -1018,10 +1039,10 @@ ngx_http_grpc_guard_jwt_add_pkey(ngx_http_grpc_guard_jwt_load_t *ld,
             type_algs = NGX_HTTP_GRPC_GUARD_JWT_ES512;
 
         } else {
-            ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                               "grpc_guard_jwt_key_file \"%V\": %V is on "
-                               "the unsupported curve \"%s\" (P-256, P-384 "
-                               "or P-521)", ld->file, &ld->label, group);
+            ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                               ": %V is on the unsupported "
+                                               "curve \"%s\" (P-256, P-384 "
+                                               "or P-521)", &ld->label, group);
             return NGX_CONF_ERROR;
         }
 
@@ -1029,10 +1050,10 @@ ngx_http_grpc_guard_jwt_add_pkey(ngx_http_grpc_guard_jwt_load_t *ld,
         type_algs = NGX_HTTP_GRPC_GUARD_JWT_EDDSA;
 
     } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V has the "
-                           "unsupported type \"%s\"", ld->file, &ld->label,
-                           EVP_PKEY_get0_type_name(pkey));
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V has the unsupported type "
+                                           "\"%s\"", &ld->label,
+                                           EVP_PKEY_get0_type_name(pkey));
         return NGX_CONF_ERROR;
     }
 
@@ -1054,7 +1075,7 @@ ngx_http_grpc_guard_jwt_add_pkey(ngx_http_grpc_guard_jwt_load_t *ld,
         return NGX_CONF_ERROR;
     }
 
-    der = ngx_pnalloc(ld->cf->temp_pool, len);
+    der = ngx_pnalloc(ld->temp_pool, len);
     if (der == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -1068,11 +1089,11 @@ ngx_http_grpc_guard_jwt_add_pkey(ngx_http_grpc_guard_jwt_load_t *ld,
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_grpc_guard_jwt_verify_ctx(ld->cf, &key) != NGX_OK) {
+    if (ngx_http_grpc_guard_jwt_verify_ctx(ld->pool, &key) != NGX_OK) {
         ERR_clear_error();
-        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
-                           "grpc_guard_jwt_key_file \"%V\": %V cannot be "
-                           "set up for verification", ld->file, &ld->label);
+        ngx_http_grpc_guard_jwt_load_error(ld, 1,
+                                           ": %V cannot be set up for "
+                                           "verification", &ld->label);
         return NGX_CONF_ERROR;
     }
 
@@ -1096,7 +1117,7 @@ ngx_http_grpc_guard_jwt_add_key(ngx_http_grpc_guard_jwt_load_t *ld,
     /* the JSON text the "kid" points to is freed after loading */
 
     if (ld->kid.len) {
-        k->kid.data = ngx_pstrdup(ld->cf->pool, &ld->kid);
+        k->kid.data = ngx_pstrdup(ld->pool, &ld->kid);
         if (k->kid.data == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -1105,4 +1126,254 @@ ngx_http_grpc_guard_jwt_add_key(ngx_http_grpc_guard_jwt_load_t *ld,
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_grpc_guard_jwt_load_error(ngx_http_grpc_guard_jwt_load_t *ld,
+    ngx_uint_t what, const char *fmt, ...)
+{
+    u_char      *p;
+    va_list      args;
+    ngx_uint_t   level;
+    u_char       errstr[NGX_MAX_CONF_ERRSTR];
+
+    /*
+     * "what": 0 the whole file or set is refused, 1 a key is refused,
+     * 2 a key has another use or an unknown type; a key file is refused
+     * in each case, a fetched set only in the first (and when no key is
+     * left)
+     */
+
+    if (ld->quiet) {
+        return;
+    }
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(errstr, errstr + NGX_MAX_CONF_ERRSTR, fmt, args);
+    va_end(args);
+
+    if (ld->cf) {
+        ngx_conf_log_error(NGX_LOG_EMERG, ld->cf, 0,
+                           "grpc_guard_jwt_key_file \"%V\"%*s", ld->file,
+                           p - errstr, errstr);
+        return;
+    }
+
+    level = (what == 2) ? NGX_LOG_NOTICE : NGX_LOG_ERR;
+
+    ngx_log_error(level, ld->log, 0,
+                  "grpc guard: JWKS from \"%V\"%*s%s", ld->file,
+                  p - errstr, errstr, what ? "; the key is not used" : "");
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_check_jwks(ngx_log_t *log, ngx_str_t *body,
+    void *data)
+{
+    ngx_http_grpc_guard_jwt_remote_t *jr = data;
+
+    ngx_int_t     rc;
+    ngx_str_t    *uri;
+    ngx_pool_t   *pool;
+    ngx_array_t  *keys;
+
+    /*
+     * a reply of the identity provider, in the worker that fetched it:
+     * kept only when it has a key that passes the rules; the messages
+     * about the keys are logged here, once
+     */
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    uri = ngx_http_grpc_guard_remote_uri(jr->remote);
+
+    rc = ngx_http_grpc_guard_jwt_load_remote(log, uri, pool, body, 0, &keys);
+
+    ngx_destroy_pool(pool);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_remote_update(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr, ngx_uint_t force)
+{
+    ngx_int_t     rc;
+    ngx_str_t     text;
+    ngx_uint_t    version;
+    ngx_pool_t   *pool;
+    ngx_array_t  *keys;
+    u_char        digest[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+
+    /*
+     * the worker's keys follow the zone: looked at once a second at most
+     * (every call when forced), parsed once per version, in a pool of
+     * their own that goes when the next version comes; no key is in use
+     * between two events, so it goes at once
+     */
+
+    if (!force && jr->has_checked
+        && (ngx_msec_int_t) (ngx_current_msec - jr->checked) < 1000)
+    {
+        return NGX_OK;
+    }
+
+    jr->checked = ngx_current_msec;
+    jr->has_checked = 1;
+
+    version = jr->version;
+
+    rc = ngx_http_grpc_guard_remote_result(r, jr->remote, &version,
+                                           &jr->fetched, r->pool, &text);
+    if (rc != NGX_OK) {
+        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    }
+
+    pool = ngx_create_pool(NGX_DEFAULT_POOL_SIZE, ngx_cycle->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_grpc_guard_jwt_load_remote(r->connection->log,
+                                             ngx_http_grpc_guard_remote_uri(
+                                                 jr->remote),
+                                             pool, &text, 1, &keys);
+
+    /* a set this worker cannot load is not tried again */
+
+    jr->version = version;
+
+    if (rc != NGX_OK
+        || ngx_http_grpc_guard_jwt_set_digest(keys, digest) != NGX_OK)
+    {
+        ngx_destroy_pool(pool);
+        return (rc == NGX_ERROR) ? NGX_ERROR : NGX_OK;
+    }
+
+    if (jr->pool) {
+        ngx_destroy_pool(jr->pool);
+    }
+
+    jr->pool = pool;
+    jr->keys = keys;
+    ngx_memcpy(jr->digest, digest, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "grpc guard jwt: %ui keys from \"%V\", version %ui",
+                   keys->nelts, ngx_http_grpc_guard_remote_uri(jr->remote),
+                   version);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_grpc_guard_jwt_remote_cleanup(void *data)
+{
+    ngx_http_grpc_guard_jwt_remote_t *jr = data;
+
+    if (jr->pool) {
+        ngx_destroy_pool(jr->pool);
+        jr->pool = NULL;
+        jr->keys = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_load_remote(ngx_log_t *log, ngx_str_t *uri,
+    ngx_pool_t *pool, ngx_str_t *text, ngx_uint_t quiet, ngx_array_t **keys)
+{
+    ngx_http_grpc_guard_jwt_load_t  ld;
+
+    ngx_memzero(&ld, sizeof(ngx_http_grpc_guard_jwt_load_t));
+
+    ld.pool = pool;
+    ld.temp_pool = pool;
+    ld.log = log;
+    ld.file = uri;
+    ld.remote = 1;
+    ld.quiet = quiet;
+
+    ld.keys = ngx_array_create(pool, 4, sizeof(ngx_http_grpc_guard_jwt_key_t));
+    if (ld.keys == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_grpc_guard_jwt_load_jwks(&ld, text) != NGX_CONF_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (ld.keys->nelts == 0) {
+        if (!quiet) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "grpc guard: JWKS from \"%V\" has no usable key",
+                          uri);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    *keys = ld.keys;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_jwt_set_digest(ngx_array_t *keys, u_char *digest)
+{
+    ngx_int_t                       rc;
+    EVP_MD_CTX                     *md;
+    ngx_uint_t                      i;
+    ngx_http_grpc_guard_jwt_key_t  *key;
+    uint64_t                        n[2];
+
+    /* what the keys verify with: "kid", algorithms, the key itself */
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        goto done;
+    }
+
+    key = keys->elts;
+
+    for (i = 0; i < keys->nelts; i++) {
+        n[0] = key[i].kid.len;
+        n[1] = key[i].algs;
+
+        if (EVP_DigestUpdate(md, n, sizeof(n)) != 1
+            || (key[i].kid.len
+                && EVP_DigestUpdate(md, key[i].kid.data, key[i].kid.len)
+                   != 1)
+            || EVP_DigestUpdate(md, key[i].digest,
+                                NGX_HTTP_GRPC_GUARD_SHA256_LEN)
+               != 1)
+        {
+            goto done;
+        }
+    }
+
+    if (EVP_DigestFinal_ex(md, digest, NULL) == 1) {
+        rc = NGX_OK;
+    }
+
+done:
+
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+
+    return rc;
 }

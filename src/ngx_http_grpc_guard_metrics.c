@@ -48,6 +48,7 @@ ngx_str_t  ngx_http_grpc_guard_metrics_reasons[] = {
     ngx_string("deadline_missing"),
     ngx_string("http_error"),
     ngx_string("internal_error"),
+    ngx_string("jwks_unavailable"),
     ngx_string("jwt_bad_alg"),
     ngx_string("jwt_bad_audience"),
     ngx_string("jwt_bad_issuer"),

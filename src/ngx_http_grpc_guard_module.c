@@ -358,6 +358,20 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       0,
       NULL },
 
+    { ngx_string("grpc_guard_jwt_key_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_jwt_key_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_remote_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_grpc_guard_remote_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("grpc_guard_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_grpc_guard_metrics_directive,
@@ -657,8 +671,15 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
 
         rc = m->handler(r, glcf, ctx, &res);
 
-        if (rc == NGX_ERROR) {
-            return NGX_ERROR;
+        if (rc == NGX_ERROR || rc == NGX_AGAIN) {
+
+            /*
+             * NGX_AGAIN: the method waits for a subrequest (keys from
+             * the identity provider); the stage runs again when it is
+             * done, every method from the first
+             */
+
+            return rc;
         }
 
         ngx_http_grpc_guard_metrics_auth(m->mask, rc, res.presented);
@@ -718,9 +739,11 @@ ngx_http_grpc_guard_authenticate(ngx_http_request_t *r,
         ctx->call.message = failed.message;
     }
 
-    return ngx_http_grpc_guard_refuse(r, ctx,
-                                      NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED,
-                                      failed.reason);
+    if (failed.status == 0) {
+        failed.status = NGX_HTTP_GRPC_GUARD_UNAUTHENTICATED;
+    }
+
+    return ngx_http_grpc_guard_refuse(r, ctx, failed.status, failed.reason);
 }
 
 
@@ -919,6 +942,7 @@ ngx_http_grpc_guard_create_ctx(ngx_http_request_t *r)
      *     ctx->conf = NULL;
      *     ctx->taken = NULL;
      *     ctx->body = { 0 };
+     *     ctx->remote = NULL;
      *     ctx->waiting = 0;
      *     ctx->rewritten = 0;
      */
@@ -989,6 +1013,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_grpc_guard_remote_init_main(cf, gmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_grpc_guard_mtls_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -1024,6 +1052,10 @@ ngx_http_grpc_guard_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_grpc_guard_remote_init_filter(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_grpc_guard_init_filters(cf);
 }
 
@@ -1051,10 +1083,13 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->jwt_used = 0;
      *     conf->jwt_cache = NULL;
      *     conf->jwt = NULL;
+     *     conf->remote_used = 0;
+     *     conf->remote_zone = NULL;
      */
 
     conf->limit_zone_size = NGX_CONF_UNSET_SIZE;
     conf->jwt_cache_size = NGX_CONF_UNSET;
+    conf->remote_cache_size = NGX_CONF_UNSET_SIZE;
 
     return conf;
 }

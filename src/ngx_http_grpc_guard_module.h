@@ -213,6 +213,20 @@ typedef struct {
 typedef struct ngx_http_grpc_guard_jwt_ctx_s  ngx_http_grpc_guard_jwt_ctx_t;
 typedef struct ngx_http_grpc_guard_jwt_main_s  ngx_http_grpc_guard_jwt_main_t;
 
+/* the keys of grpc_guard_jwt_key_request: ngx_http_grpc_guard_jwt.h */
+typedef struct ngx_http_grpc_guard_jwt_remote_s
+    ngx_http_grpc_guard_jwt_remote_t;
+
+
+/* a thing fetched with a subrequest: ngx_http_grpc_guard_remote.c */
+typedef struct ngx_http_grpc_guard_remote_s  ngx_http_grpc_guard_remote_t;
+typedef struct ngx_http_grpc_guard_remote_wait_s
+    ngx_http_grpc_guard_remote_wait_t;
+
+/* whether a reply is good enough to replace the last result: NGX_OK */
+typedef ngx_int_t (*ngx_http_grpc_guard_remote_check_pt)(ngx_log_t *log,
+    ngx_str_t *body, void *data);
+
 
 typedef struct {
     ngx_array_t                *keys;       /* jwt.h's key type */
@@ -224,6 +238,7 @@ typedef struct {
     time_t                      max_lifetime;
     size_t                      max_size;
     ngx_http_complex_value_t   *token;
+    ngx_http_grpc_guard_jwt_remote_t  *remote;  /* grpc_guard_jwt_key_request */
 
     /* digest of the settings above: cache entries are kept apart by it */
     u_char                      policy[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
@@ -245,6 +260,9 @@ typedef struct {
     ngx_shm_zone_t             *jwt_cache;
     ngx_http_grpc_guard_jwt_main_t  *jwt;
     ngx_http_grpc_guard_metrics_main_t  *metrics;
+    size_t                      remote_cache_size;
+    ngx_flag_t                  remote_used;
+    ngx_shm_zone_t             *remote_zone;
 } ngx_http_grpc_guard_main_conf_t;
 
 
@@ -343,6 +361,9 @@ typedef struct {
     /* credential headers taken out of the request (ngx_table_elt_t *) */
     ngx_array_t                *taken;
 
+    /* a wait for a subrequest's result (one per call at most) */
+    ngx_http_grpc_guard_remote_wait_t  *remote;
+
     unsigned                    waiting:1;  /* an asynchronous step runs */
     unsigned                    rewritten:1;    /* an nginx error page */
 } ngx_http_grpc_guard_ctx_t;
@@ -353,6 +374,7 @@ typedef struct {
 typedef struct {
     char                       *reason;
     ngx_str_t                  *message;    /* grpc-message, if not generic */
+    ngx_uint_t                  status;     /* grpc-status; 0: 16 */
     unsigned                    presented:1;
 } ngx_http_grpc_guard_auth_result_t;
 
@@ -450,6 +472,8 @@ char *ngx_http_grpc_guard_jwt_list(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_grpc_guard_jwt_max_lifetime(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 char *ngx_http_grpc_guard_jwt_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_jwt_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 /* ngx_http_grpc_guard_variables.c */
@@ -564,6 +588,24 @@ char *ngx_http_grpc_guard_message_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *prev,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_message_init(ngx_conf_t *cf);
+
+/* ngx_http_grpc_guard_remote.c: subrequests and their shared results */
+
+ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add(ngx_conf_t *cf,
+    ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
+    ngx_http_grpc_guard_remote_check_pt check, void *data);
+ngx_str_t *ngx_http_grpc_guard_remote_uri(ngx_http_grpc_guard_remote_t *rm);
+ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, ngx_uint_t *version,
+    ngx_msec_t *fetched, ngx_pool_t *pool, ngx_str_t *text);
+ngx_int_t ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, ngx_uint_t version, ngx_msec_t refresh,
+    ngx_msec_t interval, ngx_uint_t join);
+ngx_int_t ngx_http_grpc_guard_remote_init_main(ngx_conf_t *cf,
+    ngx_http_grpc_guard_main_conf_t *gmcf);
+char *ngx_http_grpc_guard_remote_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_grpc_guard_remote_init_filter(ngx_conf_t *cf);
 
 /* ngx_http_grpc_guard_audit.c: the audit log */
 

@@ -22,6 +22,7 @@ ok(@examples >= 2, 'conf-examples/ has examples');
 
 my $dir = tempdir(CLEANUP => 1);
 mkdir "$dir/logs";
+mkdir "$dir/cache";
 
 sub run {
     my $out = `(@_) 2>&1`;
@@ -68,6 +69,7 @@ for my $example (@examples) {
     # CA bundles are certificates too
     $conf =~ s{(/etc/nginx/\S+?)\.(crt|pem|key|json)\b}{$fixture{$2}}g;
     $conf =~ s{/var/log/nginx/}{$dir/logs/}g;
+    $conf =~ s{/var/cache/nginx/}{$dir/cache/}g;
     $conf =~ s{/etc/nginx/(\S+?)\.txt\b}{$dir/$1.txt}g;
     $conf =~ s{/etc/nginx/(\S+?)\.pass\b}{$dir/$1.pass}g;
 
