@@ -13,7 +13,7 @@
  * Properties: an empty value or one over 16 KiB is refused with a
  * reason; an accepted value gives an identity made of its last element:
  * the principal is the SPIFFE ID, else the first DNS SAN, else the
- * subject, and never empty; a SPIFFE ID starts with "spiffe://" and is
+ * subject (empty only when there is none of them); a SPIFFE ID starts with "spiffe://" and is
  * one of the URI SANs; the SAN lists hold names without blanks or
  * control characters, joined by single spaces; a fingerprint is 64
  * lowercase hex digits; the same value parsed again gives the same
@@ -77,9 +77,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         goto done;
     }
 
-    /* the identity */
-
-    ngx_fuzz_assert(peer.principal.len > 0);
+    /* the identity (none at all is mtls_no_identity for the caller) */
 
     ngx_fuzz_xfcc_list(&peer.uri_san);
     ngx_fuzz_xfcc_list(&peer.dns_san);
@@ -104,6 +102,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         ngx_fuzz_assert(ngx_fuzz_xfcc_same(&peer.principal, &peer.subject));
     }
+
+    ngx_fuzz_assert(peer.principal.len > 0
+                    || (peer.spiffe_id.len == 0 && peer.dns_san.len == 0
+                        && peer.subject.len == 0));
 
     if (peer.fingerprint.len) {
         ngx_fuzz_assert(peer.fingerprint.len == 64);

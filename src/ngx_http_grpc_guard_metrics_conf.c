@@ -557,10 +557,16 @@ ngx_http_grpc_guard_metrics_find(ngx_conf_t *cf,
     for (i = 0; i < mm->names[kind].nelts; i++) {
         n = names[i];
 
+        /* an empty name has no data: nothing to compare */
+
         if (n->name[0].len == name0->len
             && n->name[1].len == name1->len
-            && ngx_strncmp(n->name[0].data, name0->data, name0->len) == 0
-            && ngx_strncmp(n->name[1].data, name1->data, name1->len) == 0)
+            && (name0->len == 0
+                || ngx_strncmp(n->name[0].data, name0->data, name0->len)
+                   == 0)
+            && (name1->len == 0
+                || ngx_strncmp(n->name[1].data, name1->data, name1->len)
+                   == 0))
         {
             goto found;
         }
@@ -844,7 +850,8 @@ ngx_http_grpc_guard_metrics_shname(ngx_http_grpc_guard_metrics_main_t *mm,
             && !sn->other
             && sn->len[0] == name0->len
             && sn->len[1] == len1
-            && ngx_memcmp(sn->data, name0->data, name0->len) == 0
+            && (name0->len == 0
+                || ngx_memcmp(sn->data, name0->data, name0->len) == 0)
             && (len1 == 0
                 || ngx_memcmp(sn->data + sn->len[0], name1->data, len1) == 0))
         {
@@ -889,7 +896,9 @@ ngx_http_grpc_guard_metrics_shname(ngx_http_grpc_guard_metrics_main_t *mm,
     sn->len[0] = name0->len;
     sn->len[1] = len1;
 
-    ngx_memcpy(sn->data, name0->data, name0->len);
+    if (name0->len) {
+        ngx_memcpy(sn->data, name0->data, name0->len);
+    }
 
     if (len1) {
         ngx_memcpy(sn->data + name0->len, name1->data, len1);
