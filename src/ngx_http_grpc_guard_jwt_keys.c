@@ -1290,6 +1290,8 @@ ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    rc = NGX_DECLINED;
+
     if (jr->keys == NULL) {
 
         /* none yet: the call waits for a fetch, its own or another's */
@@ -1308,25 +1310,23 @@ ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
 
         rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version,
                                               jr->refresh, 0, 0);
-
-    } else {
-        return NGX_OK;
     }
 
-    switch (rc) {
-
-    case NGX_OK:
+    if (rc == NGX_OK) {
 
         /* another worker has fetched them meanwhile */
 
-        return ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
+        rc = ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
 
-    case NGX_DECLINED:
-        return NGX_OK;
-
-    default:
-        return rc;
+    } else if (rc == NGX_DECLINED) {
+        rc = NGX_OK;
     }
+
+    if (rc == NGX_OK) {
+        ngx_http_grpc_guard_remote_used(r, jr->remote, jr->keys != NULL);
+    }
+
+    return rc;
 }
 
 
