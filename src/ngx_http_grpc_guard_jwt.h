@@ -296,6 +296,10 @@ ngx_int_t ngx_http_grpc_guard_jwt_check_jwks(ngx_log_t *log, ngx_str_t *body,
     void *data);
 ngx_int_t ngx_http_grpc_guard_jwt_remote_update(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_remote_t *jr, ngx_uint_t force);
+ngx_int_t ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr);
+ngx_int_t ngx_http_grpc_guard_jwt_remote_kid(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr);
 void ngx_http_grpc_guard_jwt_remote_cleanup(void *data);
 
 

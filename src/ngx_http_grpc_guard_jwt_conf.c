@@ -811,8 +811,9 @@ ngx_http_grpc_guard_jwt_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
     jr->refresh = refresh;
     jr->min_refetch = min_refetch;
 
-    jr->remote = ngx_http_grpc_guard_remote_add(cf, &value[1], max_size,
-                                          timeout,
+    jr->remote = ngx_http_grpc_guard_remote_add(cf,
+                                          NGX_HTTP_GRPC_GUARD_REMOTE_JWKS,
+                                          &value[1], max_size, timeout,
                                           ngx_http_grpc_guard_jwt_check_jwks,
                                           jr);
     if (jr->remote == NULL) {

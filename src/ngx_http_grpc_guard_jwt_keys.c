@@ -1273,6 +1273,96 @@ ngx_http_grpc_guard_jwt_remote_update(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_http_grpc_guard_jwt_remote_ready(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr)
+{
+    ngx_int_t  rc;
+
+    /*
+     * NGX_OK: go on, with the worker's current keys (maybe none, when
+     * they cannot be had); NGX_AGAIN: the call waits for a fetch
+     */
+
+    if (ngx_http_grpc_guard_jwt_remote_update(r, jr, jr->keys == NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_DECLINED;
+
+    if (jr->keys == NULL) {
+
+        /* none yet: the call waits for a fetch, its own or another's */
+
+        rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version, 0,
+                                              0, 1);
+
+    } else if ((ngx_msec_int_t) (ngx_current_msec - jr->fetched)
+               >= (ngx_msec_int_t) jr->refresh)
+    {
+        /*
+         * old: one call fetches them again, the others go on (signed:
+         * another worker's fetch time may be a little ahead of this
+         * worker's clock)
+         */
+
+        rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version,
+                                              jr->refresh, 0, 0);
+    }
+
+    if (rc == NGX_OK) {
+
+        /* another worker has fetched them meanwhile */
+
+        rc = ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
+
+    } else if (rc == NGX_DECLINED) {
+        rc = NGX_OK;
+    }
+
+    if (rc == NGX_OK) {
+        ngx_http_grpc_guard_remote_used(r, jr->remote, jr->keys != NULL);
+    }
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_remote_kid(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_remote_t *jr)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  version;
+
+    /*
+     * NGX_OK: a newer set is there, to try again; NGX_AGAIN: the call
+     * waits for a refetch; NGX_DECLINED: the "kid" stays unknown
+     */
+
+    version = jr->version;
+
+    if (ngx_http_grpc_guard_jwt_remote_update(r, jr, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (jr->version != version) {
+        return NGX_OK;
+    }
+
+    rc = ngx_http_grpc_guard_remote_fetch(r, jr->remote, jr->version, 0,
+                                          jr->min_refetch, 1);
+
+    if (rc == NGX_OK) {
+        return ngx_http_grpc_guard_jwt_remote_update(r, jr, 1);
+    }
+
+    return rc;
+}
+
+
 void
 ngx_http_grpc_guard_jwt_remote_cleanup(void *data)
 {

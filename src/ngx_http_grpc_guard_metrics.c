@@ -462,6 +462,25 @@ ngx_http_grpc_guard_metrics_redis(ngx_uint_t node, ngx_uint_t up)
 }
 
 
+void
+ngx_http_grpc_guard_metrics_remote(ngx_uint_t kind, ngx_uint_t result)
+{
+    /* a fetch that ended, or a call that looked for its result */
+
+    if (ngx_http_grpc_guard_metrics == NULL
+        || kind >= NGX_HTTP_GRPC_GUARD_REMOTE_KINDS)
+    {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_grpc_guard_metrics->sh->fixed[
+                              NGX_HTTP_GRPC_GUARD_METRICS_REMOTE
+                              + kind * NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS
+                              + result],
+                                1);
+}
+
+
 uint64_t
 ngx_http_grpc_guard_metrics_now(void)
 {

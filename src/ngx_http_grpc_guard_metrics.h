@@ -23,7 +23,8 @@
 /*
  * The zone holds
  *
- *   - fixed counters: JWT cache, audit records, authentication results;
+ *   - fixed counters: JWT cache, audit records, authentication results,
+ *     remote fetches and lookups of their results;
  *   - a list of names, each with an id: (server, service) pairs, limits
  *     and Redis nodes; the counters of a limit or a node follow its name;
  *   - the table of calls: an open-addressing hash whose key packs a pair
@@ -56,8 +57,15 @@
 #define NGX_HTTP_GRPC_GUARD_METRICS_METHODS     3
 #define NGX_HTTP_GRPC_GUARD_METRICS_RESULTS     3
 #define NGX_HTTP_GRPC_GUARD_METRICS_AUTH        NGX_HTTP_GRPC_GUARD_METRIC_FIXED
+
+/* remote fetches: by kind, NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_* */
+#define NGX_HTTP_GRPC_GUARD_METRICS_REMOTE                                    \
+    (NGX_HTTP_GRPC_GUARD_METRICS_AUTH + 3 * 3)
+
 #define NGX_HTTP_GRPC_GUARD_METRICS_FIXED                                     \
-    (NGX_HTTP_GRPC_GUARD_METRIC_FIXED + 3 * 3)
+    (NGX_HTTP_GRPC_GUARD_METRICS_REMOTE                                       \
+     + NGX_HTTP_GRPC_GUARD_REMOTE_KINDS                                       \
+       * NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS)
 
 /* the counters of a limit: passed, limited, unavailable */
 #define NGX_HTTP_GRPC_GUARD_METRICS_LIMIT_SIZE  3

@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_grpc_guard_metrics_write(
 static ngx_int_t ngx_http_grpc_guard_metrics_requests_total(
     ngx_http_grpc_guard_metrics_out_t *out,
     ngx_http_grpc_guard_metrics_shctx_t *sh);
+static ngx_int_t ngx_http_grpc_guard_metrics_remote_series(
+    ngx_http_grpc_guard_metrics_out_t *out, ngx_atomic_t *fixed);
 static ngx_int_t ngx_http_grpc_guard_metrics_limits(
     ngx_http_grpc_guard_metrics_out_t *out,
     ngx_http_grpc_guard_metrics_shctx_t *sh);
@@ -63,6 +65,18 @@ static char  *ngx_http_grpc_guard_metrics_auth_results[] = {
 
 static char  *ngx_http_grpc_guard_metrics_jwt_results[] = {
     "hit_connection", "hit_shared", "miss"
+};
+
+
+/* NGX_HTTP_GRPC_GUARD_REMOTE_* and NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_* */
+
+static char  *ngx_http_grpc_guard_metrics_remote_kinds[] = {
+    "jwks", "introspection", "authz"
+};
+
+
+static char  *ngx_http_grpc_guard_metrics_remote_results[] = {
+    "ok", "failed", "hit", "wait", "unavailable"
 };
 
 
@@ -203,14 +217,8 @@ ngx_http_grpc_guard_metrics_write(ngx_http_grpc_guard_metrics_out_t *out,
                                       + i]);
     }
 
-    /*
-     * the identity provider's series go here when it is fetched from a
-     * remote location: grpc_guard_jwks_age_seconds,
-     * grpc_guard_remote_requests_total{kind,result} and
-     * grpc_guard_remote_cache_total{kind,result}
-     */
-
-    if (ngx_http_grpc_guard_metrics_limits(out, sh) != NGX_OK
+    if (ngx_http_grpc_guard_metrics_remote_series(out, fixed) != NGX_OK
+        || ngx_http_grpc_guard_metrics_limits(out, sh) != NGX_OK
         || ngx_http_grpc_guard_metrics_nodes(out, sh) != NGX_OK)
     {
         return NGX_ERROR;
@@ -341,6 +349,148 @@ ngx_http_grpc_guard_metrics_requests_total(
                           "service=\"other\",decision=\"other\","
                           "reason=\"other\",grpc_status=\"other\"} %uA\n",
                           sh->lost);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_metrics_remote_series(
+    ngx_http_grpc_guard_metrics_out_t *out, ngx_atomic_t *fixed)
+{
+    u_char      *p;
+    ngx_int_t    rc;
+    ngx_str_t   *uri;
+    ngx_msec_t   age;
+    ngx_uint_t   i, j, kind, kinds, header;
+
+    /*
+     * only what the configuration fetches: the age of each JWK Set that
+     * was fetched (a set never fetched has no age, and no series), then
+     * the counters of each kind fetched
+     */
+
+    kinds = 0;
+    header = 0;
+
+    for (i = 0; /* void */ ; i++) {
+
+        rc = ngx_http_grpc_guard_remote_age(out->request, i, &kind, &uri,
+                                            &age);
+        if (rc == NGX_DONE) {
+            break;
+        }
+
+        kinds |= (ngx_uint_t) 1 << kind;
+
+        if (rc != NGX_OK || kind != NGX_HTTP_GRPC_GUARD_REMOTE_JWKS) {
+            continue;
+        }
+
+        if (!header) {
+            if (ngx_http_grpc_guard_metrics_text(out,
+                    "# HELP grpc_guard_jwks_age_seconds Seconds since the "
+                    "JWK Set in use was fetched, by "
+                    "grpc_guard_jwt_key_request URI.\n"
+                    "# TYPE grpc_guard_jwks_age_seconds gauge\n")
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            header = 1;
+        }
+
+        p = ngx_http_grpc_guard_metrics_reserve(out, 2 * uri->len + 128);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(p, "grpc_guard_jwks_age_seconds{uri=\"",
+                       sizeof("grpc_guard_jwks_age_seconds{uri=\"") - 1);
+        p = ngx_http_grpc_guard_metrics_escape(p, uri->data, uri->len);
+
+        out->buf->last = ngx_sprintf(p, "\"} %M.%03M\n",
+                                     age / 1000, age % 1000);
+    }
+
+    if (kinds == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_grpc_guard_metrics_text(out,
+            "# HELP grpc_guard_remote_requests_total Fetches (subrequests) "
+            "the guard made, by kind and result (failed: no usable "
+            "reply).\n"
+            "# TYPE grpc_guard_remote_requests_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_GRPC_GUARD_REMOTE_KINDS; i++) {
+
+        if (!(kinds & ((ngx_uint_t) 1 << i))) {
+            continue;
+        }
+
+        for (j = NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_OK;
+             j <= NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_FAILED;
+             j++)
+        {
+            p = ngx_http_grpc_guard_metrics_reserve(out, 128);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            out->buf->last = ngx_sprintf(p,
+                              "grpc_guard_remote_requests_total{kind=\"%s\","
+                              "result=\"%s\"} %uA\n",
+                              ngx_http_grpc_guard_metrics_remote_kinds[i],
+                              ngx_http_grpc_guard_metrics_remote_results[j],
+                              fixed[NGX_HTTP_GRPC_GUARD_METRICS_REMOTE
+                                    + i
+                                    * NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS
+                                    + j]);
+        }
+    }
+
+    if (ngx_http_grpc_guard_metrics_text(out,
+            "# HELP grpc_guard_remote_cache_total Calls that looked for a "
+            "fetched result, by kind and result (hit: served at once; "
+            "wait: waited for a fetch; unavailable: no result).\n"
+            "# TYPE grpc_guard_remote_cache_total counter\n")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_GRPC_GUARD_REMOTE_KINDS; i++) {
+
+        if (!(kinds & ((ngx_uint_t) 1 << i))) {
+            continue;
+        }
+
+        for (j = NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT;
+             j < NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS;
+             j++)
+        {
+            p = ngx_http_grpc_guard_metrics_reserve(out, 128);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            out->buf->last = ngx_sprintf(p,
+                              "grpc_guard_remote_cache_total{kind=\"%s\","
+                              "result=\"%s\"} %uA\n",
+                              ngx_http_grpc_guard_metrics_remote_kinds[i],
+                              ngx_http_grpc_guard_metrics_remote_results[j],
+                              fixed[NGX_HTTP_GRPC_GUARD_METRICS_REMOTE
+                                    + i
+                                    * NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS
+                                    + j]);
+        }
     }
 
     return NGX_OK;

@@ -1085,6 +1085,7 @@ ngx_http_grpc_guard_create_main_conf(ngx_conf_t *cf)
      *     conf->jwt = NULL;
      *     conf->remote_used = 0;
      *     conf->remote_zone = NULL;
+     *     conf->remotes = NULL;
      */
 
     conf->limit_zone_size = NGX_CONF_UNSET_SIZE;

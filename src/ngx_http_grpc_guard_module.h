@@ -177,6 +177,23 @@ typedef struct ngx_http_grpc_guard_metrics_loc_s
 #define NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_LIMITED    1
 #define NGX_HTTP_GRPC_GUARD_METRIC_LIMIT_UNAVAILABLE  2
 
+/*
+ * ngx_http_grpc_guard_metrics_remote(): what the guard fetches (the kind
+ * of ngx_http_grpc_guard_remote_add()), and what happened: a fetch ended
+ * (ok, failed), or a call looked for the result (hit, wait, unavailable)
+ */
+#define NGX_HTTP_GRPC_GUARD_REMOTE_JWKS             0
+#define NGX_HTTP_GRPC_GUARD_REMOTE_INTROSPECTION    1
+#define NGX_HTTP_GRPC_GUARD_REMOTE_AUTHZ            2
+#define NGX_HTTP_GRPC_GUARD_REMOTE_KINDS            3
+
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_OK        0
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_FAILED    1
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT       2
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_WAIT      3
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_UNAVAILABLE  4
+#define NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_RESULTS   5
+
 /* ngx_http_grpc_guard_metrics_name() */
 #define NGX_HTTP_GRPC_GUARD_METRICS_LIMIT           1
 #define NGX_HTTP_GRPC_GUARD_METRICS_NODE            2
@@ -263,6 +280,7 @@ typedef struct {
     size_t                      remote_cache_size;
     ngx_flag_t                  remote_used;
     ngx_shm_zone_t             *remote_zone;
+    ngx_array_t                *remotes;    /* one per kind and URI */
 } ngx_http_grpc_guard_main_conf_t;
 
 
@@ -592,7 +610,7 @@ ngx_int_t ngx_http_grpc_guard_message_init(ngx_conf_t *cf);
 /* ngx_http_grpc_guard_remote.c: subrequests and their shared results */
 
 ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add(ngx_conf_t *cf,
-    ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
+    ngx_uint_t kind, ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
     ngx_http_grpc_guard_remote_check_pt check, void *data);
 ngx_str_t *ngx_http_grpc_guard_remote_uri(ngx_http_grpc_guard_remote_t *rm);
 ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
@@ -601,6 +619,10 @@ ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
 ngx_int_t ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, ngx_uint_t version, ngx_msec_t refresh,
     ngx_msec_t interval, ngx_uint_t join);
+void ngx_http_grpc_guard_remote_used(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, ngx_uint_t found);
+ngx_int_t ngx_http_grpc_guard_remote_age(ngx_http_request_t *r, ngx_uint_t i,
+    ngx_uint_t *kind, ngx_str_t **uri, ngx_msec_t *age);
 ngx_int_t ngx_http_grpc_guard_remote_init_main(ngx_conf_t *cf,
     ngx_http_grpc_guard_main_conf_t *gmcf);
 char *ngx_http_grpc_guard_remote_cache(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -638,6 +660,7 @@ void ngx_http_grpc_guard_metrics_auth(ngx_uint_t method, ngx_int_t rc,
     ngx_uint_t presented);
 void ngx_http_grpc_guard_metrics_limit(ngx_uint_t limit, ngx_uint_t result);
 void ngx_http_grpc_guard_metrics_redis(ngx_uint_t node, ngx_uint_t up);
+void ngx_http_grpc_guard_metrics_remote(ngx_uint_t kind, ngx_uint_t result);
 uint64_t ngx_http_grpc_guard_metrics_now(void);
 void ngx_http_grpc_guard_metrics_latency(ngx_uint_t node, uint64_t start);
 

@@ -10,7 +10,10 @@
  * in memory, checked by the concern that asked, and kept in a shared zone
  * that every worker reads.  One fetch of a thing at a time across all the
  * workers; the calls that need its result wait for it, parked, and the
- * others go on with the last good result.
+ * others go on with the last good result.  Each fetch that ends and each
+ * call that looks for a result is counted with an atomic add (see
+ * ngx_http_grpc_guard_metrics_remote()); the metrics page asks for the
+ * age of the results (ngx_http_grpc_guard_remote_age()).
  */
 
 
@@ -82,6 +85,7 @@ typedef struct {
 
 
 struct ngx_http_grpc_guard_remote_s {
+    ngx_uint_t                  kind;       /* for the metrics */
     ngx_str_t                   uri;        /* the location, and the name */
     uint32_t                    hash;
     size_t                      max_size;
@@ -148,12 +152,13 @@ static ngx_str_t  ngx_http_grpc_guard_remote_zone_name =
 
 
 ngx_http_grpc_guard_remote_t *
-ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_str_t *uri,
-    size_t max_size, ngx_msec_t timeout,
+ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_uint_t kind,
+    ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
     ngx_http_grpc_guard_remote_check_pt check, void *data)
 {
-    ngx_http_grpc_guard_remote_t     *rm;
-    ngx_http_grpc_guard_main_conf_t  *gmcf;
+    ngx_uint_t                         i;
+    ngx_http_grpc_guard_remote_t      *rm, **rms;
+    ngx_http_grpc_guard_main_conf_t   *gmcf;
 
     if (uri->len == 0 || uri->data[0] != '/') {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -172,6 +177,7 @@ ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_str_t *uri,
         return NULL;
     }
 
+    rm->kind = kind;
     rm->uri = *uri;
     rm->hash = ngx_crc32_short(uri->data, uri->len);
     rm->max_size = max_size;
@@ -181,6 +187,33 @@ ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_str_t *uri,
 
     gmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_grpc_guard_module);
     gmcf->remote_used = 1;
+
+    /* the things fetched, for the metrics page: each kind and URI once */
+
+    if (gmcf->remotes == NULL) {
+        gmcf->remotes = ngx_array_create(cf->pool, 4, sizeof(void *));
+        if (gmcf->remotes == NULL) {
+            return NULL;
+        }
+    }
+
+    rms = gmcf->remotes->elts;
+
+    for (i = 0; i < gmcf->remotes->nelts; i++) {
+        if (rms[i]->kind == kind
+            && rms[i]->uri.len == uri->len
+            && ngx_memcmp(rms[i]->uri.data, uri->data, uri->len) == 0)
+        {
+            return rm;
+        }
+    }
+
+    rms = ngx_array_push(gmcf->remotes);
+    if (rms == NULL) {
+        return NULL;
+    }
+
+    *rms = rm;
 
     return rm;
 }
@@ -381,6 +414,9 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
+        ngx_http_grpc_guard_metrics_remote(rm->kind,
+                                        NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_WAIT);
+
         return NGX_AGAIN;
     }
 
@@ -388,6 +424,9 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
                    "grpc guard remote: waiting for \"%V\"", &rm->uri);
 
     ngx_add_timer(&w->event, NGX_HTTP_GRPC_GUARD_REMOTE_POLL);
+
+    ngx_http_grpc_guard_metrics_remote(rm->kind,
+                                       NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_WAIT);
 
     return NGX_AGAIN;
 
@@ -405,6 +444,87 @@ failed:
     }
 
     return NGX_ERROR;
+}
+
+
+void
+ngx_http_grpc_guard_remote_used(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, ngx_uint_t found)
+{
+    ngx_http_grpc_guard_ctx_t  *ctx;
+
+    /*
+     * the call goes on with what the worker has, a result ("found") or
+     * none; a call that has waited for a fetch was counted then
+     */
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    if (ctx && ctx->remote && ctx->remote->done) {
+        return;
+    }
+
+    ngx_http_grpc_guard_metrics_remote(rm->kind,
+                        found ? NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT
+                              : NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_UNAVAILABLE);
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_remote_age(ngx_http_request_t *r, ngx_uint_t i,
+    ngx_uint_t *kind, ngx_str_t **uri, ngx_msec_t *age)
+{
+    ngx_msec_t                          fetched;
+    ngx_uint_t                          found;
+    ngx_msec_int_t                      d;
+    ngx_http_grpc_guard_remote_t      **rms;
+    ngx_http_grpc_guard_main_conf_t    *gmcf;
+    ngx_http_grpc_guard_remote_node_t  *node;
+    ngx_http_grpc_guard_remote_zone_t  *zone;
+
+    /*
+     * for the metrics page: the i-th thing the configuration fetches and
+     * the age of its last good result; NGX_DECLINED: no result (none yet,
+     * or evicted), NGX_DONE: no i-th thing
+     */
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
+
+    if (gmcf->remotes == NULL || gmcf->remote_zone == NULL
+        || i >= gmcf->remotes->nelts)
+    {
+        return NGX_DONE;
+    }
+
+    rms = gmcf->remotes->elts;
+
+    *kind = rms[i]->kind;
+    *uri = &rms[i]->uri;
+
+    zone = gmcf->remote_zone->data;
+    fetched = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_grpc_guard_remote_lookup(zone, rms[i], 0);
+    found = (node && node->version);
+
+    if (found) {
+        fetched = node->fetched;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (!found) {
+        return NGX_DECLINED;
+    }
+
+    /* another worker's clock may be a little ahead */
+
+    d = ngx_http_grpc_guard_remote_since(fetched, ngx_current_msec);
+    *age = (d > 0) ? (ngx_msec_t) d : 0;
+
+    return NGX_OK;
 }
 
 
@@ -836,6 +956,10 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
 
     w->owner = 0;
 
+    ngx_http_grpc_guard_metrics_remote(rm->kind,
+                          failure ? NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_FAILED
+                                  : NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_OK);
+
     if (failure && (zone->logged == 0
                     || ngx_http_grpc_guard_remote_since(zone->logged, now)
                        >= 1000))
@@ -1005,6 +1129,11 @@ ngx_http_grpc_guard_remote_cleanup(void *data)
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     w->owner = 0;
+
+    /* a fetch without a reply: failed, as every fetch is counted once */
+
+    ngx_http_grpc_guard_metrics_remote(w->remote->kind,
+                                     NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_FAILED);
 
     ngx_http_grpc_guard_remote_wake_all(zone, w->remote);
 }
