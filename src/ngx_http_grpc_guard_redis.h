@@ -201,4 +201,17 @@ void ngx_http_grpc_guard_sentinel_exit_process(
 void ngx_http_grpc_guard_sentinel_ask(ngx_http_grpc_guard_redis_t *rd);
 
 
+/* ngx_http_grpc_guard_redis.c, for the TLS of a connection */
+void ngx_http_grpc_guard_redis_post_write(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+void ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev);
+void ngx_http_grpc_guard_redis_read_handler(ngx_event_t *rev);
+
+#if (NGX_SSL)
+/* ngx_http_grpc_guard_redis_tls.c */
+void ngx_http_grpc_guard_redis_tls_start(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+#endif
+
+
 #endif /* _NGX_HTTP_GRPC_GUARD_REDIS_H_INCLUDED_ */
