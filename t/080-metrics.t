@@ -287,7 +287,9 @@ is("$r->{out}$r->{err}", '', 'promtool check metrics: nothing to say');
 
 === TEST 3: a Prometheus server scrapes the page and its queries give the counts
 --- init
-my $root = $ENV{TEST_NGINX_SERVER_ROOT};
+# prometheus keeps its files out of the server root, which a harness
+# may clean between blocks
+my $root = work_dir();
 my $port = free_port();
 my $conf = "$root/prometheus.yml";
 write_file($conf, <<"YML");
@@ -304,8 +306,8 @@ YML
 my $pid = spawn(['prometheus', "--config.file=$conf",
                  "--storage.tsdb.path=$root/prometheus-data",
                  "--web.listen-address=127.0.0.1:$port"],
-                stdout => "$root/logs/prometheus.out",
-                stderr => "$root/logs/prometheus.err");
+                stdout => "$root/prometheus.out",
+                stderr => "$root/prometheus.err");
 
 sub query {
     my ($port, $q) = @_;
