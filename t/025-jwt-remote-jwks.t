@@ -21,32 +21,14 @@ use MIME::Base64 ();
 use POSIX ();
 use Time::HiRes ();
 
-our $IdpDir = abs_path(dirname(__FILE__) . '/idp');
+use Test::Nginx::Idp qw(idp_setup idp_dir idp_log_file idp_key idp_start
+                        idp_stop idp_mode idp_reset_log idp_requests);
 
-# the OpenID provider is part of the suite: without it this file fails,
-# unless TEST_NGINX_NO_IDP=1 says to leave it out
-if (!-d "$IdpDir/node_modules/oidc-provider"
-    || system('node --version >/dev/null 2>&1') != 0)
-{
-    if ($ENV{TEST_NGINX_NO_IDP}) {
-        pass('left out: TEST_NGINX_NO_IDP=1');
-        exit 0;
-    }
-
-    BAIL_OUT('t/idp is not installed: ci/install-deps.sh runs npm ci '
-             . 'there (Node.js 20 and npm needed)');
-}
-
+our $Port = idp_setup();
+our $IdpDir = idp_dir();
 our $Work = work_dir();
-our $Port = free_port();
-our $KeysFile = "$Work/idp-keys.json";
-our $LogFile = "$Work/idp-requests.log";
-our $ModeFile = "$Work/idp-mode";
-our $OutFile = "$Work/idp.out";
-our $Parent = $$;
-our ($IdpPid, %Keys, %Tokens);
-
-$ENV{TEST_NGINX_IDP_PORT} = $Port;
+our $LogFile = idp_log_file();
+our (%Tokens);
 
 sub write_file {
     my ($file, $text) = @_;
@@ -55,88 +37,11 @@ sub write_file {
     close $fh;
 }
 
-# a private JWK made by the provider's own runtime (node's crypto)
-sub idp_key {
-    my ($kid) = @_;
-    return $Keys{$kid} //= do {
-        my $jwk = `node $IdpDir/server.mjs --genkey $kid`;
-        die "genkey $kid failed" unless $jwk =~ /^\{/;
-        chomp $jwk;
-        $jwk;
-    };
-}
-
-sub idp_stop {
-    return unless $IdpPid && $$ == $Parent;
-    kill 'TERM', $IdpPid;
-    for (1 .. 50) {
-        last if waitpid($IdpPid, POSIX::WNOHANG()) != 0;
-        Time::HiRes::sleep(0.1);
-    }
-    kill 'KILL', $IdpPid;
-    waitpid($IdpPid, 0);
-    $IdpPid = undef;
-
-    # nothing answers on the port any more
-    for (1 .. 50) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port",
-                                      Timeout => 1) or last;
-        close $s;
-        Time::HiRes::sleep(0.1);
-    }
-}
-
-# (re)starts the provider with these keys: the first one signs
-sub idp_start {
-    my (@kids) = @_;
-    idp_stop();
-    write_file($KeysFile,
-               '{"keys": [' . join(', ', map { idp_key($_) } @kids) . ']}');
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDOUT, '>>', $OutFile or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        exec 'node', "$IdpDir/server.mjs", $Port, $KeysFile, $LogFile,
-             $ModeFile;
-        POSIX::_exit(127);
-    }
-    $IdpPid = $pid;
-    for (1 .. 150) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port",
-                                      Timeout => 1);
-        if ($s) {
-            close $s;
-            return;
-        }
-        Time::HiRes::sleep(0.1);
-    }
-    die "the OpenID provider did not start (see $OutFile)";
-}
-
-END { local $?; idp_stop() }
-
-sub idp_mode { write_file($ModeFile, $_[0] // '') }
-
-sub idp_reset_log { write_file($LogFile, '') }
-
-# the requests the provider got for a path: [{method, url, headers}]
-sub idp_requests {
-    my ($path) = @_;
-    open my $fh, '<', $LogFile or return [];
-    my @r = grep { $_->{url} eq $path }
-            map { JSON::PP::decode_json($_) } grep { /\S/ } <$fh>;
-    close $fh;
-    return \@r;
-}
-
 sub jwks_fetches { scalar @{ idp_requests('/jwks') } }
 
 # an access token from the provider's token endpoint
 sub idp_token {
-    my $out = `curl -sS -u svc:svc-secret -d grant_type=client_credentials -d scope=api:read http://127.0.0.1:$Port/token`;
-    my $tok = eval { JSON::PP::decode_json($out)->{access_token} };
-    die "no token from the provider: $out" unless $tok;
+    my $tok = Test::Nginx::Idp::idp_token();
     $ENV{'TEST_NGINX_TOKEN_' . uc header_of($tok)->{kid}} = $tok;
     return $tok;
 }

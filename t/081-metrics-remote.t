@@ -20,91 +20,14 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes ();
 
-our $IdpDir = abs_path(dirname(__FILE__) . '/idp');
+use Test::Nginx::Idp qw(idp_setup idp_log_file idp_start idp_stop
+                        idp_mode idp_token);
 
-if (!-d "$IdpDir/node_modules/oidc-provider"
-    || system('node --version >/dev/null 2>&1') != 0)
-{
-    if ($ENV{TEST_NGINX_NO_IDP}) {
-        pass('left out: TEST_NGINX_NO_IDP=1');
-        exit 0;
-    }
+our $Port = idp_setup();
+our $LogFile = idp_log_file();
+our ($Token);
 
-    BAIL_OUT('t/idp is not installed: ci/install-deps.sh runs npm ci '
-             . 'there (Node.js 20 and npm needed)');
-}
-
-our $Work = work_dir();
-our $Port = free_port();
-our $KeysFile = "$Work/idp-keys.json";
-our $LogFile = "$Work/idp-requests.log";
-our $ModeFile = "$Work/idp-mode";
-our $OutFile = "$Work/idp.out";
-our $Parent = $$;
-our ($IdpPid, %Keys, $Token);
-
-$ENV{TEST_NGINX_IDP_PORT} = $Port;
 $ENV{TEST_NGINX_METRICS_PORT} = free_port();
-
-sub idp_key {
-    my ($kid) = @_;
-    return $Keys{$kid} //= do {
-        my $jwk = `node $IdpDir/server.mjs --genkey $kid`;
-        die "genkey $kid failed" unless $jwk =~ /^\{/;
-        chomp $jwk;
-        $jwk;
-    };
-}
-
-sub idp_stop {
-    return unless $IdpPid && $$ == $Parent;
-    kill 'TERM', $IdpPid;
-    for (1 .. 50) {
-        last if waitpid($IdpPid, POSIX::WNOHANG()) != 0;
-        Time::HiRes::sleep(0.1);
-    }
-    kill 'KILL', $IdpPid;
-    waitpid($IdpPid, 0);
-    $IdpPid = undef;
-
-    for (1 .. 50) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port",
-                                      Timeout => 1) or last;
-        close $s;
-        Time::HiRes::sleep(0.1);
-    }
-}
-
-sub idp_start {
-    my (@kids) = @_;
-    idp_stop();
-    write_file($KeysFile,
-               '{"keys": [' . join(', ', map { idp_key($_) } @kids) . ']}');
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDOUT, '>>', $OutFile or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        exec 'node', "$IdpDir/server.mjs", $Port, $KeysFile, $LogFile,
-             $ModeFile;
-        POSIX::_exit(127);
-    }
-    $IdpPid = $pid;
-    for (1 .. 150) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$Port",
-                                      Timeout => 1);
-        if ($s) {
-            close $s;
-            return;
-        }
-        Time::HiRes::sleep(0.1);
-    }
-    die "the OpenID provider did not start (see $OutFile)";
-}
-
-END { local $?; idp_stop() }
-
-sub idp_mode { write_file($ModeFile, $_[0] // '') }
 
 sub jwks_fetches {
     open my $fh, '<', $LogFile or return 0;
@@ -114,12 +37,6 @@ sub jwks_fetches {
     return $n;
 }
 
-sub idp_token {
-    my $out = `curl -sS -u svc:svc-secret -d grant_type=client_credentials -d scope=api:read http://127.0.0.1:$Port/token`;
-    my $tok = eval { JSON::PP::decode_json($out)->{access_token} };
-    die "no token from the provider: $out" unless $tok;
-    return $tok;
-}
 
 # gRPC calls with this token, one after the other, each on a connection
 # of its own: their grpc-status codes
