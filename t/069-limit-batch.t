@@ -79,8 +79,9 @@ is(hash_total('grpc_guard:{limit}:b2narrow:3600s:127.0.0.1'), 30,
    'the narrow limit counted 30');
 is(hash_total('grpc_guard:{limit}:b2wide:3600s:127.0.0.1'), 30,
    'the wide limit counted only the 30 admitted, none of the refused');
-cmp_ok($b->{scripts}, '<', 300,
-       "fewer script calls than calls ($b->{scripts})");
+# fewer script calls than admitted calls: some batch admitted several
+cmp_ok($b->{scripts}, '<', 30,
+       "fewer script calls than admitted calls ($b->{scripts})");
 my ($r) = lcalls({});
 check_refusal($r, 'b2narrow', 30, 3600, 'a call after the burst');
 --- no_error_log
