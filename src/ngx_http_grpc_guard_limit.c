@@ -27,7 +27,9 @@
  * the Redis clock); a call is estimated as the previous window's count
  * weighted by how much of it still overlaps the sliding window, plus
  * the current window's count.  One script checks every limit of a call
- * and counts the call against all of them only when all of them pass.
+ * and counts the call against all of them only when all of them pass
+ * (ngx_http_grpc_guard_limit_script.c); the Redis client sends the
+ * checks of the calls waiting on a connection in one script call.
  *
  * A shared zone remembers, per key, until when Redis said it is over
  * its limit (later calls are refused without asking Redis), and holds
