@@ -61,6 +61,8 @@
 /* checks in one script call, and their arguments' bytes */
 #define NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS   64
 #define NGX_HTTP_GRPC_GUARD_REDIS_BATCH_SIZE    (64 * 1024)
+/* batches in flight on a connection: MAX_PENDING checks */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_BATCHES   64
 
 
 typedef struct ngx_http_grpc_guard_redis_conn_s

@@ -48,12 +48,13 @@ ngx_http_grpc_guard_redis_flush(ngx_http_grpc_guard_redis_conn_t *conn)
     /*
      * the checks waiting go in batches: one when none is in flight (the
      * next goes when its reply is read), more only while a full batch
-     * is waiting
+     * is waiting, and not past MAX_PENDING checks in flight
      */
 
     while (conn->nwaiting
            && (conn->nbatches == 0
-               || conn->nwaiting >= NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS))
+               || (conn->nwaiting >= NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS
+                   && conn->nbatches < NGX_HTTP_GRPC_GUARD_REDIS_MAX_BATCHES)))
     {
         batch = ngx_http_grpc_guard_redis_alloc_cmd(conn,
                                           NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH);
