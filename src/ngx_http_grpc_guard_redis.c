@@ -46,8 +46,9 @@
  */
 
 
-/* elements of a reply array: the limiter script sends 4 */
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  64
+/* elements of a reply array: a batch's reply has one per check */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS                                \
+    ngx_max(64, NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS)
 
 
 /* what hiredis's createArray is given: int before 1.0, then size_t */
