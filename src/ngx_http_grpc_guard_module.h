@@ -52,8 +52,9 @@
 #define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE     1
 #define NGX_HTTP_GRPC_GUARD_STAGE_AUTHENTICATE  2
 #define NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE     3
-#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST    4
-#define NGX_HTTP_GRPC_GUARD_STAGE_DONE          5
+#define NGX_HTTP_GRPC_GUARD_STAGE_AUTHZ         4
+#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST    5
+#define NGX_HTTP_GRPC_GUARD_STAGE_DONE          6
 
 
 /* where the final grpc-status of an RPC came from */
@@ -131,6 +132,15 @@ typedef struct {
 
 
 typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
+
+
+/* grpc_guard_authz_request, and a call's question: authz.c */
+typedef struct ngx_http_grpc_guard_authz_s  ngx_http_grpc_guard_authz_t;
+typedef struct ngx_http_grpc_guard_authz_ctx_s
+    ngx_http_grpc_guard_authz_ctx_t;
+
+/* the room a decision of the policy engine takes: a byte and a reason */
+#define NGX_HTTP_GRPC_GUARD_AUTHZ_DECISION      (1 + 256)
 
 
 /*
@@ -307,6 +317,8 @@ typedef struct {
     ngx_array_t                *acl_rules;  /* acl.c's rule type */
     ngx_http_grpc_guard_acl_t  *acl;        /* the rules, indexed */
     ngx_uint_t                  acl_mode;
+    ngx_http_grpc_guard_authz_t  *authz;    /* NULL: no external decision */
+    ngx_array_t                *authz_metadata;     /* ngx_str_t */
     size_t                      max_message_size;   /* 0: off */
     ngx_http_grpc_guard_metrics_loc_t  *metrics;
 } ngx_http_grpc_guard_loc_conf_t;
@@ -352,6 +364,7 @@ typedef struct {
     ngx_http_grpc_guard_api_key_t  *api_key;    /* the key that matched */
     ngx_http_grpc_guard_peer_t  *peer;      /* a verified certificate */
     ngx_http_grpc_guard_peer_t  *xfcc;      /* x-forwarded-client-cert */
+    ngx_http_grpc_guard_authz_ctx_t  *authz;    /* the engine's question */
 
     ngx_int_t                   grpc_status;    /* local reply, or -1 */
     ngx_uint_t                  stage;
@@ -570,6 +583,20 @@ ngx_http_grpc_guard_pattern_t *ngx_http_grpc_guard_acl_pattern(
     ngx_array_t *rules, ngx_uint_t i);
 ngx_int_t ngx_http_grpc_guard_acl_text_match(ngx_str_t *text,
     ngx_array_t *values, ngx_uint_t words);
+
+/* ngx_http_grpc_guard_authz.c: the external decision (OPA Data API) */
+
+ngx_int_t ngx_http_grpc_guard_authz(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+ngx_int_t ngx_http_grpc_guard_authz_reply(ngx_str_t *body,
+    ngx_str_t *decision);
+char *ngx_http_grpc_guard_authz_request(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_authz_metadata(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_authz_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
 
 /* ngx_http_grpc_guard_limit.c: the rate limiter's policy */
 
