@@ -254,6 +254,25 @@ typedef struct ngx_http_grpc_guard_remote_wait_s
 typedef ngx_int_t (*ngx_http_grpc_guard_remote_check_pt)(ngx_log_t *log,
     ngx_str_t *body, void *data);
 
+/* a reply to a keyed thing, as its check callback sees it */
+
+typedef struct {
+    ngx_log_t                  *log;
+    ngx_pool_t                 *pool;       /* for a result of its own */
+    ngx_uint_t                  status;     /* HTTP status of the reply */
+    ngx_str_t                   body;       /* up to max_size */
+    ngx_str_t                   result;     /* what is kept: the body... */
+    ngx_msec_t                  valid;      /* ...for so long; 0: not kept */
+} ngx_http_grpc_guard_remote_reply_t;
+
+/*
+ * NGX_OK: an answer (reply->result, kept for reply->valid ms, given to
+ * every call that waited for it); NGX_DECLINED: not an answer, a failure
+ * that is never kept
+ */
+typedef ngx_int_t (*ngx_http_grpc_guard_remote_keyed_pt)(
+    ngx_http_grpc_guard_remote_reply_t *reply, void *data);
+
 
 typedef struct {
     ngx_array_t                *keys;       /* jwt.h's key type */
@@ -640,6 +659,23 @@ ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add(ngx_conf_t *cf,
     ngx_uint_t kind, ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
     ngx_http_grpc_guard_remote_check_pt check, void *data);
 ngx_str_t *ngx_http_grpc_guard_remote_uri(ngx_http_grpc_guard_remote_t *rm);
+
+/*
+ * keyed things (a result per SHA-256 key, each with its own expiry):
+ * the outcomes of ngx_http_grpc_guard_remote_keyed() are described at the
+ * top of ngx_http_grpc_guard_remote.c; the subrequest's body is "body",
+ * the value of a variable whose handler calls
+ * ngx_http_grpc_guard_remote_body() with the thing's kind
+ */
+ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add_keyed(
+    ngx_conf_t *cf, ngx_uint_t kind, ngx_str_t *uri, size_t max_size,
+    ngx_msec_t timeout, ngx_http_grpc_guard_remote_keyed_pt check,
+    void *data);
+ngx_int_t ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_str_t *body,
+    ngx_pool_t *pool, ngx_str_t *result);
+ngx_int_t ngx_http_grpc_guard_remote_body(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *value);
 ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, ngx_uint_t *version,
     ngx_msec_t *fetched, ngx_pool_t *pool, ngx_str_t *text);
