@@ -179,7 +179,7 @@ opa_reset();
 main::audit_is(['0 allow - -', '0 allow - -', '0 allow - -',
                 '7 deny authz_denied -', '7 deny authz_denied -'])
 --- access_log
-authz 7 deny reason=authz_denied rule=""
+authz 7 deny reason=authz_denied rule="-"
 --- error_log
 refused "/ledger.Ledger/DeleteEntry" with 7: authz_denied
 --- no_error_log
@@ -581,12 +581,12 @@ sub {
 === TEST 17: configuration: parameters are checked
 --- config
     location / {
-        grpc_guard_authz_request /_authz/authz cache=1 failure=maybe;
+        grpc_guard_authz_request /_authz/authz cache=500ms failure=maybe;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
 --- must_die
 --- error_log
-invalid parameter "cache=1"
+invalid parameter "cache=500ms"
 
 
 
