@@ -485,6 +485,9 @@ opa_reset();
         grpc_guard_authz_request /_authz/reasons cache=60s;
         grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
     }
+    location = /metrics {
+        grpc_guard_metrics;
+    }
 --- grpc_call eval
 [main::call('/ledger.Ledger/GetEntry', 'VIEWER'),
  main::call('/ledger.Ledger/GetEntry', 'VIEWER'),
@@ -512,7 +515,24 @@ sub {
 
 
 
-=== TEST 15: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
+=== TEST 15: the metrics count them: three fetches, each waited for by its call, three kept decisions used; two refusals authz_denied
+--- request
+GET /metrics
+--- response_body_like eval
+my @lines = (
+    'grpc_guard_requests_total{server="localhost",service="other",'
+    . 'decision="deny",reason="authz_denied",grpc_status="7"} 2',
+    'grpc_guard_remote_requests_total{kind="authz",result="ok"} 3',
+    'grpc_guard_remote_requests_total{kind="authz",result="failed"} 0',
+    'grpc_guard_remote_cache_total{kind="authz",result="hit"} 3',
+    'grpc_guard_remote_cache_total{kind="authz",result="wait"} 3',
+    'grpc_guard_remote_cache_total{kind="authz",result="unavailable"} 0');
+my $re = join '\n(?:.*\n)?', map { quotemeta } @lines;
+qr/\n$re\n/s
+
+
+
+=== TEST 16: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
 --- init
 opa_reset();
 --- config
@@ -543,7 +563,7 @@ sub {
 
 
 
-=== TEST 16: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
+=== TEST 17: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
 --- init
 opa_reset();
 --- config
@@ -578,7 +598,7 @@ sub {
 
 
 
-=== TEST 17: configuration: parameters are checked
+=== TEST 18: configuration: parameters are checked
 --- config
     location / {
         grpc_guard_authz_request /_authz/authz cache=500ms failure=maybe;
@@ -590,7 +610,7 @@ invalid parameter "cache=500ms"
 
 
 
-=== TEST 18: configuration: the URI of a location is expected
+=== TEST 19: configuration: the URI of a location is expected
 --- config
     location / {
         grpc_guard_authz_request http://opa:8181/v1/data/grpc/authz;
