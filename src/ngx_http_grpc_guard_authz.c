@@ -64,6 +64,7 @@ typedef struct {
     u_char                     *start;
     u_char                     *last;
     u_char                     *end;
+    unsigned                    too_big:1;
 } ngx_http_grpc_guard_authz_buf_t;
 
 
@@ -150,6 +151,10 @@ ngx_http_grpc_guard_authz(ngx_http_request_t *r,
     if (actx == NULL) {
         rc = ngx_http_grpc_guard_authz_ask(r, glcf, ctx);
 
+        if (rc == NGX_DECLINED) {
+            return ngx_http_grpc_guard_authz_failed(r, glcf, ctx);
+        }
+
         if (rc != NGX_OK) {
             return rc;
         }
@@ -211,16 +216,19 @@ ngx_http_grpc_guard_authz_ask(ngx_http_request_t *r,
 
     json_decref(root);
 
-    if (rc != NGX_OK) {
-        return rc;
-    }
+    if (rc == NGX_DECLINED) {
 
-    if (actx->body.len > NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT) {
+        /* claims or metadata too large to ask about: no answer */
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "grpc guard: the authorization input of \"%V\" is "
-                      "%uz bytes, more than %d", &ctx->call.method,
-                      actx->body.len, NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT);
-        return NGX_ERROR;
+                      "more than %d bytes", &ctx->call.method,
+                      NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT);
+        return NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (ngx_http_grpc_guard_authz_digest(&actx->body, actx->key) != NGX_OK) {
@@ -958,16 +966,16 @@ ngx_http_grpc_guard_authz_dump(ngx_pool_t *pool, json_t *json,
 
     /* sorted members: the same input is the same text, and the same key */
 
+    /* NGX_DECLINED: more than NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT bytes */
+
+    ngx_memzero(&buf, sizeof(ngx_http_grpc_guard_authz_buf_t));
     buf.pool = pool;
-    buf.start = NULL;
-    buf.last = NULL;
-    buf.end = NULL;
 
     if (json_dump_callback(json, ngx_http_grpc_guard_authz_dump_chunk, &buf,
                            JSON_COMPACT|JSON_SORT_KEYS)
         != 0)
     {
-        return NGX_ERROR;
+        return buf.too_big ? NGX_DECLINED : NGX_ERROR;
     }
 
     text->data = buf.start;
@@ -986,14 +994,16 @@ ngx_http_grpc_guard_authz_dump_chunk(const char *buffer, size_t size,
     u_char  *p;
     size_t   len, used;
 
+    used = buf->last - buf->start;
+
+    if (used + size > NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT) {
+        buf->too_big = 1;
+        return -1;
+    }
+
     if ((size_t) (buf->end - buf->last) < size) {
-        used = buf->last - buf->start;
         len = ngx_max(2 * (size_t) (buf->end - buf->start), used + size);
         len = ngx_max(len, 512);
-
-        if (len > 2 * NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT) {
-            return -1;
-        }
 
         p = ngx_pnalloc(buf->pool, len);
         if (p == NULL) {

@@ -271,7 +271,48 @@ sub {
 
 
 
-=== TEST 5: nginx -t refuses authorization in grpc_guard_authz_metadata
+=== TEST 5: a client certificate: the peer member, tls true, the SPIFFE ID as principal
+--- init
+opa_reset();
+--- config
+    @COMMON@
+    listen 127.0.0.1:$TEST_NGINX_TLS_PORT ssl $TEST_NGINX_LISTEN_HTTP2;
+    ssl_certificate $TEST_NGINX_CERT_DIR/server.crt;
+    ssl_certificate_key $TEST_NGINX_CERT_DIR/server.key;
+    ssl_client_certificate $TEST_NGINX_CERT_DIR/ca.crt;
+    ssl_verify_client optional;
+    location / {
+        grpc_guard_auth mtls;
+        grpc_guard_authz_request /_authz/allow;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+"method: /ledger.Ledger/GetEntry\nport: $ENV{TEST_NGINX_TLS_PORT}\ntls: on\nserver_name: localhost\ncert: client-spiffe.crt\nkey: client-spiffe.key"
+--- grpc_status: 0
+--- audit_check eval
+sub {
+    my $in = main::opa_inputs();
+    is(scalar @$in, 1, 'one question');
+    my $authority = delete $in->[0]{authority};
+    like($authority, qr/^localhost(:\d+)?$/, 'the authority');
+    is_deeply($in->[0], {
+        method => '/ledger.Ledger/GetEntry',
+        service => 'ledger.Ledger',
+        principal => 'spiffe://example.org/ns/default/sa/web',
+        auth => ['mtls'],
+        peer => { spiffe => 'spiffe://example.org/ns/default/sa/web',
+                  dns_san => ['client.example.org'],
+                  subject => 'CN=web,O=Example',
+                  fingerprint => cert_fingerprint('client-spiffe.crt') },
+        source => { ip => '127.0.0.1' },
+        tls => JSON::PP::true,
+    }, 'the input of a caller with a certificate') or diag explain $in->[0];
+    return 1;
+}
+
+
+
+=== TEST 6: nginx -t refuses authorization in grpc_guard_authz_metadata
 --- config
     location / {
         grpc_guard_authz_request /_authz/authz;
@@ -284,7 +325,7 @@ sub {
 
 
 
-=== TEST 6: nginx -t refuses the API-key header, also one set at an inner level
+=== TEST 7: nginx -t refuses the API-key header, also one set at an inner level
 --- config
     grpc_guard_authz_metadata x-tenant x-key;
     location / {
@@ -298,7 +339,7 @@ sub {
 
 
 
-=== TEST 7: a token read from another header is never copied into the input
+=== TEST 8: a token read from another header is never copied into the input
 --- init
 opa_reset();
 --- config
@@ -325,7 +366,7 @@ sub {
 
 
 
-=== TEST 8: {"allow": false, "reason": ...}: 7 authz_denied, the reason is the audit rule, $grpc_guard_rule and in the error log
+=== TEST 9: {"allow": false, "reason": ...}: 7 authz_denied, the reason is the audit rule, $grpc_guard_rule and in the error log
 --- init
 opa_reset();
 --- config
@@ -351,7 +392,7 @@ grpc guard: the policy engine denied "/ledger.Ledger/DeleteEntry": viewers may o
 
 
 
-=== TEST 9: an undefined document ({}) is a denial in either failure mode
+=== TEST 10: an undefined document ({}) is a denial in either failure mode
 --- init
 opa_reset();
 --- config
@@ -377,7 +418,7 @@ main::audit_is(['7 deny authz_denied -', '7 deny authz_denied -'])
 
 
 
-=== TEST 10: the engine answers 500: failure=closed gives 14 authz_unavailable, failure=open lets the call pass audited with that reason
+=== TEST 11: the engine answers 500: failure=closed gives 14 authz_unavailable, failure=open lets the call pass audited with that reason
 --- init
 opa_reset();
 --- config
@@ -412,7 +453,7 @@ authz 0 allow reason=authz_unavailable
 
 
 
-=== TEST 11: a failure is never kept: the next call asks again
+=== TEST 12: a failure is never kept: the next call asks again
 --- init
 Time::HiRes::sleep(1.1);
 opa_reset();
@@ -427,7 +468,7 @@ sub {
 
 
 
-=== TEST 12: a reply that is not JSON is no answer: 14
+=== TEST 13: a reply that is not JSON is no answer: 14
 --- init
 opa_reset();
 --- config
@@ -447,7 +488,7 @@ main::audit_is(['14 deny authz_unavailable -'])
 
 
 
-=== TEST 13: the engine is too slow (proxy_read_timeout 1s): closed gives 14, open lets the call pass
+=== TEST 14: the engine is too slow (proxy_read_timeout 1s): closed gives 14, open lets the call pass
 --- init
 opa_reset();
 --- config
@@ -475,7 +516,7 @@ qr/upstream timed out .* while reading response header from upstream/
 
 
 
-=== TEST 14: cache=: a decision, allow or deny, is asked once for the same caller and method
+=== TEST 15: cache=: a decision, allow or deny, is asked once for the same caller and method
 --- init
 opa_reset();
 --- config
@@ -515,7 +556,7 @@ sub {
 
 
 
-=== TEST 15: the metrics count them: three fetches, each waited for by its call, three kept decisions used; two refusals authz_denied
+=== TEST 16: the metrics count them: three fetches, each waited for by its call, three kept decisions used; two refusals authz_denied
 --- request
 GET /metrics
 --- response_body_like eval
@@ -532,7 +573,7 @@ qr/\n$re\n/s
 
 
 
-=== TEST 16: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
+=== TEST 17: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
 --- init
 opa_reset();
 --- config
@@ -563,7 +604,7 @@ sub {
 
 
 
-=== TEST 17: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
+=== TEST 18: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
 --- init
 opa_reset();
 --- config
@@ -598,7 +639,7 @@ sub {
 
 
 
-=== TEST 18: configuration: parameters are checked
+=== TEST 19: configuration: parameters are checked
 --- config
     location / {
         grpc_guard_authz_request /_authz/authz cache=500ms failure=maybe;
@@ -610,7 +651,7 @@ invalid parameter "cache=500ms"
 
 
 
-=== TEST 19: configuration: the URI of a location is expected
+=== TEST 20: configuration: the URI of a location is expected
 --- config
     location / {
         grpc_guard_authz_request http://opa:8181/v1/data/grpc/authz;
