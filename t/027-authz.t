@@ -51,6 +51,7 @@ write_file($OpaPolicy, JSON::PP->new->canonical->encode({
     'grpc/error' => 'error',
     'grpc/garbage' => 'garbage',
     'grpc/slow' => 'slow:3',
+    'grpc/slowish' => 'slow:0.5',
 }));
 write_file($OpaLog, '');
 
@@ -84,6 +85,19 @@ sub opa_requests {
 
 sub opa_reset { write_file($OpaLog, '') }
 
+# calls made together, each on a connection of its own: their statuses
+sub together {
+    my ($method, @tokens) = @_;
+    my $in = "$Work/calls.json";
+    write_file($in, JSON::PP::encode_json({
+        port => $ENV{TEST_NGINX_SERVER_PORT} + 0, method => $method,
+        tokens => \@tokens, timeout => 15 }));
+    my $calls = abs_path(dirname(__FILE__) . '/idp/calls.py');
+    my $out = `/usr/bin/python3 $calls < $in`;
+    my $r = eval { JSON::PP::decode_json($out) } or die "calls.py: $out";
+    return $r->{codes};
+}
+
 sub opa_inputs {
     return [ map { JSON::PP::decode_json($_->{body})->{input} }
              @{ opa_requests() } ];
@@ -108,7 +122,8 @@ _EOC_
 
 our $Log = <<'_EOC_';
     log_format authz 'authz $grpc_guard_grpc_status $grpc_guard_decision '
-                     'reason=$grpc_guard_reason rule="$grpc_guard_rule"';
+                     'reason=$grpc_guard_reason rule="$grpc_guard_rule" '
+                     'pid=$pid';
     access_log logs/access.log authz;
 _EOC_
 
@@ -148,6 +163,7 @@ sub audit_is {
     };
 }
 
+workers(2);
 no_shuffle();
 no_root_location();
 run_audit_tests();
@@ -573,7 +589,40 @@ qr/\n$re\n/s
 
 
 
-=== TEST 17: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
+=== TEST 17: the same question asked by 10 calls at once, on 2 workers: one request, one answer for all (no cache=)
+--- init
+opa_reset();
+--- config
+    @COMMON@
+    location / {
+        grpc_guard_auth jwt;
+        grpc_guard_authz_request /_authz/slowish;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+main::call('/ledger.Ledger/GetEntry', 'ADMIN')
+--- grpc_status: 0
+--- audit_check eval
+sub {
+    main::opa_reset();
+    my $codes = main::together('/ledger.Ledger/GetEntry',
+                               ($ENV{TEST_NGINX_JWT_VIEWER}) x 10);
+    is_deeply($codes, [(0) x 10], '10 concurrent calls pass');
+    is(scalar @{ main::opa_requests() }, 1, 'one request to the engine');
+    main::opa_reset();
+    $codes = main::together('/ledger.Ledger/DeleteEntry',
+                            ($ENV{TEST_NGINX_JWT_VIEWER}) x 10);
+    is_deeply($codes, [(7) x 10], '10 concurrent calls refused');
+    is(scalar @{ main::opa_requests() }, 1, 'one request to the engine');
+    my %pids = map { /pid=(\d+)/ ? ($1 => 1) : () }
+               split /\n/, read_file("$ENV{TEST_NGINX_SERVER_ROOT}/logs/access.log");
+    note('calls answered by ' . scalar(keys %pids) . ' worker(s)');
+    return 1;
+}
+
+
+
+=== TEST 18: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
 --- init
 opa_reset();
 --- config
@@ -604,7 +653,7 @@ sub {
 
 
 
-=== TEST 18: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
+=== TEST 19: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
 --- init
 opa_reset();
 --- config
@@ -639,7 +688,7 @@ sub {
 
 
 
-=== TEST 19: configuration: parameters are checked
+=== TEST 20: configuration: parameters are checked
 --- config
     location / {
         grpc_guard_authz_request /_authz/authz cache=500ms failure=maybe;
@@ -651,7 +700,7 @@ invalid parameter "cache=500ms"
 
 
 
-=== TEST 20: configuration: the URI of a location is expected
+=== TEST 21: configuration: the URI of a location is expected
 --- config
     location / {
         grpc_guard_authz_request http://opa:8181/v1/data/grpc/authz;
