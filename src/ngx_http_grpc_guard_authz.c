@@ -36,6 +36,9 @@
 /* the longest input document sent */
 #define NGX_HTTP_GRPC_GUARD_AUTHZ_INPUT       65536
 
+/* the most a connection keeps of its last question */
+#define NGX_HTTP_GRPC_GUARD_AUTHZ_MEMO_MAX    8192
+
 /* a decision as the zone keeps it: one byte, then the reason */
 #define NGX_HTTP_GRPC_GUARD_AUTHZ_ALLOWED     'A'
 #define NGX_HTTP_GRPC_GUARD_AUTHZ_DENIED      'D'
@@ -55,6 +58,23 @@ struct ngx_http_grpc_guard_authz_ctx_s {
     ngx_str_t                   body;       /* {"input": {...}} */
     u_char                      key[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
 };
+
+
+/*
+ * the last question asked on a connection: gRPC clients make many calls
+ * of one caller on a connection, and a call whose ingredients (the same
+ * bytes of everything the input is made of) are those of the last one
+ * asks the same question, with no JSON to make, dump or hash again
+ */
+
+typedef struct {
+    ngx_http_grpc_guard_authz_t  *az;   /* NULL: nothing remembered */
+    u_char                     *data;   /* the ingredients, then the body */
+    size_t                      size;
+    size_t                      len;    /* of the ingredients */
+    size_t                      body_len;
+    u_char                      key[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+} ngx_http_grpc_guard_authz_memo_t;
 
 
 /* the text of a JSON dump, in a pool */
@@ -77,8 +97,20 @@ static ngx_int_t ngx_http_grpc_guard_authz_failed(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_authz_check_reply(
     ngx_http_grpc_guard_remote_reply_t *reply, void *data);
+static ngx_int_t ngx_http_grpc_guard_authz_ingredients(ngx_http_request_t *r,
+    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *authority, ngx_http_grpc_guard_peer_t *peer, ngx_str_t *text);
+static u_char *ngx_http_grpc_guard_authz_put(u_char *p, size_t *total,
+    void *data, size_t len);
+static ngx_http_grpc_guard_authz_memo_t *ngx_http_grpc_guard_authz_memo(
+    ngx_connection_t *c, ngx_uint_t create);
+static void ngx_http_grpc_guard_authz_remember(ngx_http_request_t *r,
+    ngx_http_grpc_guard_authz_t *az, ngx_str_t *ingredients,
+    ngx_http_grpc_guard_authz_ctx_t *actx);
+static void ngx_http_grpc_guard_authz_memo_cleanup(void *data);
 static json_t *ngx_http_grpc_guard_authz_input(ngx_http_request_t *r,
-    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx);
+    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *authority, ngx_http_grpc_guard_peer_t *peer);
 static ngx_int_t ngx_http_grpc_guard_authz_set_str(json_t *obj,
     const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_grpc_guard_authz_auth(json_t *input,
@@ -89,8 +121,8 @@ static ngx_int_t ngx_http_grpc_guard_authz_roles(ngx_http_request_t *r,
     json_t *input, ngx_http_grpc_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_grpc_guard_authz_words(json_t *array,
     u_char *p, u_char *last);
-static ngx_int_t ngx_http_grpc_guard_authz_peer(ngx_http_request_t *r,
-    json_t *input, ngx_http_grpc_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_grpc_guard_authz_peer(json_t *input,
+    ngx_http_grpc_guard_peer_t *p);
 static ngx_int_t ngx_http_grpc_guard_authz_metadata_object(
     ngx_http_request_t *r, json_t *input, ngx_http_grpc_guard_authz_t *az,
     ngx_http_grpc_guard_ctx_t *ctx);
@@ -189,18 +221,67 @@ static ngx_int_t
 ngx_http_grpc_guard_authz_ask(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
-    json_t                           *input, *root;
-    ngx_int_t                         rc;
-    ngx_http_grpc_guard_authz_ctx_t  *actx;
+    json_t                            *input, *root;
+    ngx_int_t                          rc;
+    ngx_str_t                          authority, ingredients;
+    ngx_http_grpc_guard_authz_t       *az;
+    ngx_http_grpc_guard_peer_t        *peer;
+    ngx_http_grpc_guard_authz_ctx_t   *actx;
+    ngx_http_grpc_guard_authz_memo_t  *memo;
 
     /* the question: made once per call, kept while it waits */
+
+    az = glcf->authz;
 
     actx = ngx_pcalloc(r->pool, sizeof(ngx_http_grpc_guard_authz_ctx_t));
     if (actx == NULL) {
         return NGX_ERROR;
     }
 
-    input = ngx_http_grpc_guard_authz_input(r, glcf->authz, ctx);
+    if (r->headers_in.host) {
+        authority = r->headers_in.host->value;
+
+    } else {
+        authority = r->headers_in.server;
+    }
+
+    /* the verified certificate: the connection's, or a trusted proxy's */
+
+    peer = ctx->call.peer ? ctx->call.peer
+                          : ngx_http_grpc_guard_mtls_identity(r);
+
+    if (ngx_http_grpc_guard_authz_ingredients(r, az, ctx, &authority, peer,
+                                              &ingredients)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    memo = ngx_http_grpc_guard_authz_memo(r->connection, 0);
+
+    if (memo && memo->az == az && memo->len == ingredients.len
+        && ngx_memcmp(memo->data, ingredients.data, ingredients.len) == 0)
+    {
+        /* the connection's last question, asked again */
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "grpc guard authz: the connection's last question");
+
+        actx->body.len = memo->body_len;
+        actx->body.data = ngx_pnalloc(r->pool, memo->body_len);
+        if (actx->body.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(actx->body.data, memo->data + memo->len, memo->body_len);
+        ngx_memcpy(actx->key, memo->key, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+
+        ctx->call.authz = actx;
+
+        return NGX_OK;
+    }
+
+    input = ngx_http_grpc_guard_authz_input(r, az, ctx, &authority, peer);
     if (input == NULL) {
         return NGX_ERROR;
     }
@@ -238,9 +319,238 @@ ngx_http_grpc_guard_authz_ask(ngx_http_request_t *r,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "grpc guard authz: %V", &actx->body);
 
+    ngx_http_grpc_guard_authz_remember(r, az, &ingredients, actx);
+
     ctx->call.authz = actx;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_authz_ingredients(ngx_http_request_t *r,
+    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *authority, ngx_http_grpc_guard_peer_t *peer, ngx_str_t *text)
+{
+    u_char                      *p;
+    size_t                       len;
+    ngx_str_t                   *name, token, *addr;
+    ngx_uint_t                   i, j, pass;
+    ngx_list_part_t             *part;
+    ngx_table_elt_t             *h;
+    ngx_http_grpc_guard_call_t  *call;
+
+    /*
+     * everything the input is made of, each part after its length, in
+     * an order that tells the parts apart: the same ingredients make the
+     * same input.  The API key is known by its address (its client id
+     * and roles are the configuration's), the token by its bytes (the
+     * claims and roles come from it).  Two passes: count, then copy
+     */
+
+    ngx_str_null(text);
+
+    call = &ctx->call;
+    addr = &r->connection->addr_text;
+    name = az->metadata ? az->metadata->elts : NULL;
+
+    ngx_str_null(&token);
+
+    if (call->jwt) {
+        token = call->jwt->token;
+    }
+
+    len = 0;
+    p = NULL;
+
+    for (pass = 0; pass < 2; pass++) {
+
+        if (pass == 1) {
+            text->data = ngx_pnalloc(r->pool, len);
+            if (text->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            p = text->data;
+        }
+
+        p = ngx_http_grpc_guard_authz_put(p, &len, &call->api_key,
+                                          sizeof(void *));
+        p = ngx_http_grpc_guard_authz_put(p, &len, &call->auth,
+                                          sizeof(ngx_uint_t));
+        p = ngx_http_grpc_guard_authz_put(p, &len, call->method.data,
+                                          call->method.len);
+        p = ngx_http_grpc_guard_authz_put(p, &len, authority->data,
+                                          authority->len);
+        p = ngx_http_grpc_guard_authz_put(p, &len, call->principal.data,
+                                          call->principal.len);
+        p = ngx_http_grpc_guard_authz_put(p, &len, token.data, token.len);
+        p = ngx_http_grpc_guard_authz_put(p, &len, addr->data, addr->len);
+        p = ngx_http_grpc_guard_authz_put(p, &len, "s",
+                                          r->connection->ssl ? 1 : 0);
+        p = ngx_http_grpc_guard_authz_put(p, &len, "p", peer ? 1 : 0);
+
+        if (peer) {
+            p = ngx_http_grpc_guard_authz_put(p, &len, peer->spiffe_id.data,
+                                              peer->spiffe_id.len);
+            p = ngx_http_grpc_guard_authz_put(p, &len, peer->dns_san.data,
+                                              peer->dns_san.len);
+            p = ngx_http_grpc_guard_authz_put(p, &len, peer->subject.data,
+                                              peer->subject.len);
+            p = ngx_http_grpc_guard_authz_put(p, &len, peer->fingerprint.data,
+                                              peer->fingerprint.len);
+        }
+
+        if (name == NULL) {
+            continue;
+        }
+
+        /* then the listed headers, in the order of the request */
+
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            for (j = 0; j < az->metadata->nelts; j++) {
+                if (h[i].key.len == name[j].len
+                    && ngx_strncasecmp(h[i].key.data, name[j].data,
+                                       name[j].len)
+                       == 0)
+                {
+                    p = ngx_http_grpc_guard_authz_put(p, &len, &j,
+                                                      sizeof(ngx_uint_t));
+                    p = ngx_http_grpc_guard_authz_put(p, &len,
+                                                      h[i].value.data,
+                                                      h[i].value.len);
+                    break;
+                }
+            }
+        }
+    }
+
+    text->len = p - text->data;
+
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_grpc_guard_authz_put(u_char *p, size_t *total, void *data,
+    size_t len)
+{
+    /* p == NULL: the first pass, which only counts */
+
+    if (p == NULL) {
+        *total += sizeof(size_t) + len;
+        return NULL;
+    }
+
+    p = ngx_cpymem(p, &len, sizeof(size_t));
+
+    return len ? ngx_cpymem(p, data, len) : p;
+}
+
+
+static ngx_http_grpc_guard_authz_memo_t *
+ngx_http_grpc_guard_authz_memo(ngx_connection_t *c, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_grpc_guard_authz_memo_t  *memo;
+
+    /*
+     * an entry of the connection pool's cleanup list, known by its
+     * handler; r->connection of an HTTP/2 stream shares the pool of the
+     * client connection
+     */
+
+    for (cln = c->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_grpc_guard_authz_memo_cleanup) {
+            return cln->data;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool,
+                               sizeof(ngx_http_grpc_guard_authz_memo_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    memo = cln->data;
+    ngx_memzero(memo, sizeof(ngx_http_grpc_guard_authz_memo_t));
+
+    cln->handler = ngx_http_grpc_guard_authz_memo_cleanup;
+
+    return memo;
+}
+
+
+static void
+ngx_http_grpc_guard_authz_remember(ngx_http_request_t *r,
+    ngx_http_grpc_guard_authz_t *az, ngx_str_t *ingredients,
+    ngx_http_grpc_guard_authz_ctx_t *actx)
+{
+    u_char                            *p;
+    size_t                             n;
+    ngx_http_grpc_guard_authz_memo_t  *memo;
+
+    n = ingredients->len + actx->body.len;
+
+    if (n > NGX_HTTP_GRPC_GUARD_AUTHZ_MEMO_MAX) {
+        return;
+    }
+
+    memo = ngx_http_grpc_guard_authz_memo(r->connection, 1);
+    if (memo == NULL) {
+        return;
+    }
+
+    memo->az = NULL;
+
+    if (n > memo->size) {
+
+        /* the connection's pool holds at most twice the maximum */
+
+        n = ngx_max(n, 1024);
+
+        p = ngx_pnalloc(r->connection->pool, n);
+        if (p == NULL) {
+            return;
+        }
+
+        memo->data = p;
+        memo->size = n;
+    }
+
+    p = ngx_cpymem(memo->data, ingredients->data, ingredients->len);
+    ngx_memcpy(p, actx->body.data, actx->body.len);
+
+    memo->len = ingredients->len;
+    memo->body_len = actx->body.len;
+    ngx_memcpy(memo->key, actx->key, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+
+    memo->az = az;
+}
+
+
+static void
+ngx_http_grpc_guard_authz_memo_cleanup(void *data)
+{
+    /* the memo lives in the connection pool; nothing to release */
 }
 
 
@@ -430,10 +740,10 @@ ngx_http_grpc_guard_authz_check_reply(
 
 static json_t *
 ngx_http_grpc_guard_authz_input(ngx_http_request_t *r,
-    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx)
+    ngx_http_grpc_guard_authz_t *az, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_str_t *authority, ngx_http_grpc_guard_peer_t *peer)
 {
-    json_t     *input, *source;
-    ngx_str_t   authority;
+    json_t  *input, *source;
 
     /*
      * what the guard knows of the call, the same for every call of the
@@ -446,21 +756,12 @@ ngx_http_grpc_guard_authz_input(ngx_http_request_t *r,
         return NULL;
     }
 
-    ngx_str_null(&authority);
-
-    if (r->headers_in.host) {
-        authority = r->headers_in.host->value;
-
-    } else {
-        authority = r->headers_in.server;
-    }
-
     if (ngx_http_grpc_guard_authz_set_str(input, "method", &ctx->call.method)
         != NGX_OK
         || ngx_http_grpc_guard_authz_set_str(input, "service",
                                              &ctx->call.service)
            != NGX_OK
-        || ngx_http_grpc_guard_authz_set_str(input, "authority", &authority)
+        || ngx_http_grpc_guard_authz_set_str(input, "authority", authority)
            != NGX_OK
         || ngx_http_grpc_guard_authz_set_str(input, "principal",
                                              &ctx->call.principal)
@@ -471,7 +772,7 @@ ngx_http_grpc_guard_authz_input(ngx_http_request_t *r,
                                              &ctx->call.client)
            != NGX_OK
         || ngx_http_grpc_guard_authz_roles(r, input, ctx) != NGX_OK
-        || ngx_http_grpc_guard_authz_peer(r, input, ctx) != NGX_OK
+        || ngx_http_grpc_guard_authz_peer(input, peer) != NGX_OK
         || ngx_http_grpc_guard_authz_metadata_object(r, input, az, ctx)
            != NGX_OK)
     {
@@ -716,15 +1017,9 @@ ngx_http_grpc_guard_authz_words(json_t *array, u_char *p, u_char *last)
 
 
 static ngx_int_t
-ngx_http_grpc_guard_authz_peer(ngx_http_request_t *r, json_t *input,
-    ngx_http_grpc_guard_ctx_t *ctx)
+ngx_http_grpc_guard_authz_peer(json_t *input, ngx_http_grpc_guard_peer_t *p)
 {
-    json_t                      *peer, *dns;
-    ngx_http_grpc_guard_peer_t  *p;
-
-    /* the verified certificate: the connection's, or a trusted proxy's */
-
-    p = ctx->call.peer ? ctx->call.peer : ngx_http_grpc_guard_mtls_identity(r);
+    json_t  *peer, *dns;
 
     if (p == NULL) {
         return NGX_OK;

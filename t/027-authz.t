@@ -382,7 +382,56 @@ sub {
 
 
 
-=== TEST 9: {"allow": false, "reason": ...}: 7 authz_denied, the reason is the audit rule, $grpc_guard_rule and in the error log
+=== TEST 9: calls on one connection: each asks its own question (the connection remembers only the last one's ingredients)
+--- init
+opa_reset();
+--- config
+    @COMMON@
+    location / {
+        grpc_guard_auth jwt;
+        grpc_guard_authz_request /_authz/authz;
+        grpc_guard_authz_metadata x-tenant;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- grpc_call eval
+[main::call('/ledger.Ledger/GetEntry', 'VIEWER', 'metadata: x-tenant: acme'),
+ main::call('/ledger.Ledger/GetEntry', 'VIEWER', 'metadata: x-tenant: acme',
+            'same_connection: on'),
+ main::call('/ledger.Ledger/GetEntry', 'VIEWER', 'metadata: x-tenant: other',
+            'same_connection: on'),
+ main::call('/ledger.Ledger/GetEntry', 'VIEWER', 'same_connection: on'),
+ main::call('/ledger.Ledger/DeleteEntry', 'VIEWER', 'metadata: x-tenant: acme',
+            'same_connection: on'),
+ main::call('/ledger.Ledger/DeleteEntry', 'ADMIN', 'metadata: x-tenant: acme',
+            'same_connection: on'),
+ main::call('/ledger.Ledger/DeleteEntry', 'VIEWER', 'metadata: x-tenant: acme',
+            'same_connection: on')]
+--- grpc_status eval
+[0, 0, 0, 0, 7, 0, 7]
+--- upstream_calls: 5
+--- audit_check eval
+sub {
+    my $r = main::opa_requests();
+    is(scalar @$r, 7, 'seven questions (no cache)');
+    my $in = main::opa_inputs();
+    is_deeply([map { join ' ', $_->{principal}, $_->{method},
+                     $_->{metadata}{'x-tenant'} // '-' } @$in],
+              ['victor /ledger.Ledger/GetEntry acme',
+               'victor /ledger.Ledger/GetEntry acme',
+               'victor /ledger.Ledger/GetEntry other',
+               'victor /ledger.Ledger/GetEntry -',
+               'victor /ledger.Ledger/DeleteEntry acme',
+               'ada /ledger.Ledger/DeleteEntry acme',
+               'victor /ledger.Ledger/DeleteEntry acme'],
+              'each call asked its own question');
+    is($r->[1]{body}, $r->[0]{body}, 'the same question, the same bytes');
+    is_deeply($in->[5]{roles}, ['admin', 'ops'], 'the admin token\'s roles');
+    return 1;
+}
+
+
+
+=== TEST 10: {"allow": false, "reason": ...}: 7 authz_denied, the reason is the audit rule, $grpc_guard_rule and in the error log
 --- init
 opa_reset();
 --- config
@@ -408,7 +457,7 @@ grpc guard: the policy engine denied "/ledger.Ledger/DeleteEntry": viewers may o
 
 
 
-=== TEST 10: an undefined document ({}) is a denial in either failure mode
+=== TEST 11: an undefined document ({}) is a denial in either failure mode
 --- init
 opa_reset();
 --- config
@@ -434,7 +483,7 @@ main::audit_is(['7 deny authz_denied -', '7 deny authz_denied -'])
 
 
 
-=== TEST 11: the engine answers 500: failure=closed gives 14 authz_unavailable, failure=open lets the call pass audited with that reason
+=== TEST 12: the engine answers 500: failure=closed gives 14 authz_unavailable, failure=open lets the call pass audited with that reason
 --- init
 opa_reset();
 --- config
@@ -469,7 +518,7 @@ authz 0 allow reason=authz_unavailable
 
 
 
-=== TEST 12: a failure is never kept: the next call asks again
+=== TEST 13: a failure is never kept: the next call asks again
 --- init
 Time::HiRes::sleep(1.1);
 opa_reset();
@@ -484,7 +533,7 @@ sub {
 
 
 
-=== TEST 13: a reply that is not JSON is no answer: 14
+=== TEST 14: a reply that is not JSON is no answer: 14
 --- init
 opa_reset();
 --- config
@@ -504,7 +553,7 @@ main::audit_is(['14 deny authz_unavailable -'])
 
 
 
-=== TEST 14: the engine is too slow (proxy_read_timeout 1s): closed gives 14, open lets the call pass
+=== TEST 15: the engine is too slow (proxy_read_timeout 1s): closed gives 14, open lets the call pass
 --- init
 opa_reset();
 --- config
@@ -532,7 +581,7 @@ qr/upstream timed out .* while reading response header from upstream/
 
 
 
-=== TEST 15: cache=: a decision, allow or deny, is asked once for the same caller and method
+=== TEST 16: cache=: a decision, allow or deny, is asked once for the same caller and method
 --- init
 opa_reset();
 --- config
@@ -572,7 +621,7 @@ sub {
 
 
 
-=== TEST 16: the metrics count them: three fetches, each waited for by its call, three kept decisions used; two refusals authz_denied
+=== TEST 17: the metrics count them: three fetches, each waited for by its call, three kept decisions used; two refusals authz_denied
 --- request
 GET /metrics
 --- response_body_like eval
@@ -589,7 +638,7 @@ qr/\n$re\n/s
 
 
 
-=== TEST 17: the same question asked by 10 calls at once, on 2 workers: one request, one answer for all (no cache=)
+=== TEST 18: the same question asked by 10 calls at once, on 2 workers: one request, one answer for all (no cache=)
 --- init
 opa_reset();
 --- config
@@ -622,7 +671,7 @@ sub {
 
 
 
-=== TEST 18: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
+=== TEST 19: an ACL deny is final and a public method is not asked about; the engine sees only what the ACL allowed
 --- init
 opa_reset();
 --- config
@@ -653,7 +702,7 @@ sub {
 
 
 
-=== TEST 19: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
+=== TEST 20: grpc_guard_authz_request alone turns the guard on; "off" at an inner level turns it off there
 --- init
 opa_reset();
 --- config
@@ -688,7 +737,7 @@ sub {
 
 
 
-=== TEST 20: configuration: parameters are checked
+=== TEST 21: configuration: parameters are checked
 --- config
     location / {
         grpc_guard_authz_request /_authz/authz cache=500ms failure=maybe;
@@ -700,7 +749,7 @@ invalid parameter "cache=500ms"
 
 
 
-=== TEST 21: configuration: the URI of a location is expected
+=== TEST 22: configuration: the URI of a location is expected
 --- config
     location / {
         grpc_guard_authz_request http://opa:8181/v1/data/grpc/authz;
