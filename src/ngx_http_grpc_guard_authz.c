@@ -523,9 +523,13 @@ ngx_http_grpc_guard_authz_remember(ngx_http_request_t *r,
 
     if (n > memo->size) {
 
-        /* the connection's pool holds at most twice the maximum */
+        /*
+         * 1 KiB at least, doubled when more is needed, up to the maximum:
+         * a connection's pool never holds more than twice the maximum
+         */
 
-        n = ngx_max(n, 1024);
+        n = ngx_max(n, ngx_max(2 * memo->size, 1024));
+        n = ngx_min(n, NGX_HTTP_GRPC_GUARD_AUTHZ_MEMO_MAX);
 
         p = ngx_pnalloc(r->connection->pool, n);
         if (p == NULL) {
