@@ -123,7 +123,7 @@ _EOC_
 our $Log = <<'_EOC_';
     log_format authz 'authz $grpc_guard_grpc_status $grpc_guard_decision '
                      'reason=$grpc_guard_reason rule="$grpc_guard_rule" '
-                     'pid=$pid';
+                     'body=$grpc_guard_authz_body pid=$pid';
     access_log logs/access.log authz;
 _EOC_
 
@@ -170,7 +170,7 @@ run_audit_tests();
 
 __DATA__
 
-=== TEST 1: the admin/viewer policy decides: admins call everything, viewers Get*/List*, others nothing
+=== TEST 1: the admin/viewer policy decides: admins call everything, viewers Get*/List*, others nothing; $grpc_guard_authz_body is empty outside the subrequest
 --- init
 opa_reset();
 --- config
@@ -195,7 +195,7 @@ opa_reset();
 main::audit_is(['0 allow - -', '0 allow - -', '0 allow - -',
                 '7 deny authz_denied -', '7 deny authz_denied -'])
 --- access_log
-authz 7 deny reason=authz_denied rule="-"
+authz 7 deny reason=authz_denied rule="-" body=- pid=
 --- error_log
 refused "/ledger.Ledger/DeleteEntry" with 7: authz_denied
 --- no_error_log
