@@ -18,6 +18,9 @@ Sources:
                 LOAD), the limiter script allowing and refusing, NOSCRIPT,
                 RESP3 (HELLO 3)
   audit_json    the values of t/072-audit-escaping.t and other records
+  authz_reply   what OPA's Data API answers (t/lib/opa_standin.py's
+                policies: booleans, {"allow", "reason"}, undefined, errors)
+                and replies it never gives
 
 Seed files are named by the SHA-1 of their content, as libFuzzer does.
 """
@@ -408,7 +411,36 @@ def grpc_message():
     save("grpc_message", items)
 
 
+# ---------------------------------------------------------------- authz
+
+def authz_reply():
+    # JSON text: the escapes are the reply's, not Python's
+    reasons = ["viewers may only call Get* and List*", "no role", "",
+               r"caf\u00e9 \u2713", r"tab\there", "x" * 300,
+               r"\u00e9" * 200, r"\ud83d\ude00" * 70]
+    items = ['{"result": true}', '{"result": false}', '{}',
+             '{"result": null}', '{"result": 1}', '{"result": "true"}',
+             '{"result": []}', '{"result": {}}',
+             '{"result": {"allow": true}}', '{"result": {"allow": false}}',
+             '{"result": {"allow": "true"}}', '{"result": {"allow": 1}}',
+             '{"result": true, "result": false}',
+             '{"decision_id": "d1", "result": true}',
+             '{"result": {"allow": true, "reason": "admin"}}',
+             '{"code": "internal_error", "message": "policy failed"}',
+             '{"result": {"allow": false, "reason": 7}}',
+             '[{"result": true}]', 'true', '"result"', '',
+             '<html>not json</html>', '{"result": true} trailing',
+             '{"result": {"allow": {"allow": true}}}',
+             '{"result": tru',
+             r'{"result": {"allow": false, "reason": "\u0000x"}}']
+    for r in reasons:
+        items.append('{"result": {"allow": false, "reason": "%s"}}' % r)
+        items.append('{"result": {"reason": "%s", "allow": true}}' % r)
+    save("authz_reply", items)
+
+
 TARGETS = {
+    "authz_reply": authz_reply,
     "jws": jwt_targets, "jwks": jwt_targets, "apikey_line": apikey_line,
     "path": path, "grpc_timeout": grpc_timeout, "acl_rule": acl_rule,
     "redis_reply": redis_reply, "audit_json": audit_json, "xfcc": xfcc,

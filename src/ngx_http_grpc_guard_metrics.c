@@ -42,6 +42,8 @@ ngx_str_t  ngx_http_grpc_guard_metrics_reasons[] = {
     ngx_string("api_key_expired"),
     ngx_string("api_key_missing"),
     ngx_string("api_key_unknown"),
+    ngx_string("authz_denied"),
+    ngx_string("authz_unavailable"),
     ngx_string("bad_request"),
     ngx_string("body_too_large"),
     ngx_string("deadline_malformed"),

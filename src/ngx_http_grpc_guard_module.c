@@ -93,6 +93,7 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_audit_merge_conf,
     ngx_http_grpc_guard_api_key_merge_conf,
     ngx_http_grpc_guard_acl_merge_conf,
+    ngx_http_grpc_guard_authz_merge_conf,
     ngx_http_grpc_guard_jwt_merge_conf,
     ngx_http_grpc_guard_message_merge_conf,
     ngx_http_grpc_guard_xfcc_merge_conf,
@@ -344,6 +345,20 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       offsetof(ngx_http_grpc_guard_loc_conf_t, acl_mode),
       &ngx_http_grpc_guard_acl_modes },
 
+    { ngx_string("grpc_guard_authz_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_authz_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_authz_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_authz_metadata,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("grpc_guard_max_message_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_grpc_guard_max_message_size,
@@ -509,6 +524,11 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
 
         case NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE:
             rc = ngx_http_grpc_guard_acl_check(r, glcf, ctx);
+            break;
+
+        case NGX_HTTP_GRPC_GUARD_STAGE_AUTHZ:
+            rc = glcf->authz ? ngx_http_grpc_guard_authz(r, glcf, ctx)
+                             : NGX_DECLINED;
             break;
 
         default:
@@ -1124,6 +1144,8 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->api_keys = NGX_CONF_UNSET_PTR;
     conf->acl_rules = NGX_CONF_UNSET_PTR;
     conf->acl_mode = NGX_CONF_UNSET_UINT;
+    conf->authz = NGX_CONF_UNSET_PTR;
+    conf->authz_metadata = NGX_CONF_UNSET_PTR;
     conf->max_message_size = NGX_CONF_UNSET_SIZE;
 
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
@@ -1285,6 +1307,10 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     if (conf->max_message_size != NGX_CONF_UNSET_SIZE
         && conf->max_message_size != 0)
     {
+        return 1;
+    }
+
+    if (conf->authz != NGX_CONF_UNSET_PTR && conf->authz != NULL) {
         return 1;
     }
 

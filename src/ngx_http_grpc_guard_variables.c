@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_grpc_guard_jwt_header_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, ngx_str_t *name, ngx_uint_t header);
+static ngx_int_t ngx_http_grpc_guard_authz_body_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
 #define NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX   "grpc_guard_jwt_claim_"
@@ -120,6 +122,11 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
     { ngx_string(NGX_HTTP_GRPC_GUARD_HEADER_PREFIX), NULL,
       ngx_http_grpc_guard_jwt_header_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    { ngx_string("grpc_guard_authz_body"), NULL,
+      ngx_http_grpc_guard_authz_body_variable,
+      NGX_HTTP_GRPC_GUARD_REMOTE_AUTHZ,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -343,6 +350,27 @@ ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
     }
 
     if (rc == NGX_DECLINED) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_grpc_guard_set_value(v, value.data, value.len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_authz_body_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  value;
+
+    /* the input document, inside the guard's subrequest to the engine */
+
+    if (ngx_http_grpc_guard_remote_body(r, data, &value) != NGX_OK
+        || value.len == 0)
+    {
         v->not_found = 1;
         return NGX_OK;
     }
