@@ -399,8 +399,12 @@ ngx_http_grpc_guard_metrics_auth(ngx_uint_t method, ngx_int_t rc,
         m = 1;
         break;
 
-    default: /* NGX_HTTP_GRPC_GUARD_AUTH_MTLS */
+    case NGX_HTTP_GRPC_GUARD_AUTH_MTLS:
         m = 2;
+        break;
+
+    default: /* NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION */
+        m = 3;
         break;
     }
 

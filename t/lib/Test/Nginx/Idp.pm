@@ -13,6 +13,9 @@ package Test::Nginx::Idp;
 #                       # TEST_NGINX_NO_IDP=1 (then: passes, exits)
 #   idp_start('k1', 'k2');      # the first key signs
 #   $ENV{TEST_NGINX_IDP_PORT}, idp_port(), idp_log_file()
+#   idp_token()                 # a JWT access token of client "svc"
+#   idp_token(client => 'opaque', scope => 'api:write')   # an opaque one
+#   idp_revoke($token)          # its owner ("opaque") revokes it
 
 use strict;
 use warnings;
@@ -30,7 +33,7 @@ use Test::Nginx::Proc qw(write_file);
 
 our @EXPORT_OK = qw(idp_setup idp_port idp_dir idp_log_file idp_key
                     idp_start idp_stop idp_mode idp_reset_log
-                    idp_requests idp_token);
+                    idp_requests idp_token idp_revoke);
 
 my $Dir = abs_path(dirname(__FILE__) . '/../../../idp');
 my $Parent = $$;
@@ -140,12 +143,24 @@ sub idp_requests {
     return \@r;
 }
 
-# an access token from the provider's token endpoint (client credentials)
+# an access token from the provider's token endpoint (client credentials):
+# a JWT for "svc" (the default), an opaque one for "opaque"
 sub idp_token {
-    my $out = `curl -sS -u svc:svc-secret -d grant_type=client_credentials -d scope=api:read http://127.0.0.1:$Port/token`;
+    my (%o) = @_;
+    my $client = $o{client} // 'svc';
+    my $scope = $o{scope} // 'api:read';
+    my $out = `curl -sS -u $client:$client-secret -d grant_type=client_credentials -d 'scope=$scope' http://127.0.0.1:$Port/token`;
     my $tok = eval { JSON::PP::decode_json($out)->{access_token} };
     die "no token from the provider: $out" unless $tok;
     return $tok;
+}
+
+# the owner of an opaque token revokes it (RFC 7009): the HTTP status
+sub idp_revoke {
+    my ($tok, $client) = @_;
+    $client //= 'opaque';
+    my $code = `curl -sS -o /dev/null -w '%{http_code}' -u $client:$client-secret --data-urlencode 'token=$tok' http://127.0.0.1:$Port/token/revocation`;
+    return $code;
 }
 
 1;
