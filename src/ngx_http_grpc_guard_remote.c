@@ -173,8 +173,8 @@ struct ngx_http_grpc_guard_remote_wait_s {
 static ngx_http_grpc_guard_remote_zone_t *ngx_http_grpc_guard_remote_zone(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_grpc_guard_remote_copy(
-    ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
-    u_char *key, ngx_uint_t *version, ngx_pool_t *pool, ngx_str_t *result);
+    ngx_http_grpc_guard_remote_node_t *node, ngx_uint_t *version,
+    ngx_pool_t *pool, ngx_str_t *result);
 static ngx_uint_t ngx_http_grpc_guard_remote_lock(
     ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
     ngx_http_grpc_guard_remote_node_t *node);
@@ -495,20 +495,16 @@ ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
             return NGX_OK;
         }
 
-        rc = ngx_http_grpc_guard_remote_copy(zone, rm, key, &w->version,
-                                             pool, result);
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 0);
+
+        rc = ngx_http_grpc_guard_remote_copy(node, &w->version, pool,
+                                             result);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
 
         return (rc == NGX_DONE) ? NGX_DECLINED : rc;
-    }
-
-    /* a result that has not expired */
-
-    rc = ngx_http_grpc_guard_remote_copy(zone, rm, key, NULL, pool, result);
-
-    if (rc != NGX_DONE) {
-        ngx_http_grpc_guard_metrics_remote(rm->kind,
-                                         NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT);
-        return rc;
     }
 
     now = ngx_current_msec;
@@ -517,6 +513,18 @@ ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 1);
+
+    /* a result that has not expired */
+
+    rc = ngx_http_grpc_guard_remote_copy(node, NULL, pool, result);
+
+    if (rc != NGX_DONE) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_http_grpc_guard_metrics_remote(rm->kind,
+                                         NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT);
+        return rc;
+    }
 
     if (node == NULL
         || (!ngx_http_grpc_guard_remote_busy(node)
@@ -595,45 +603,32 @@ ngx_http_grpc_guard_remote_body(ngx_http_request_t *r, ngx_uint_t kind,
 
 
 static ngx_int_t
-ngx_http_grpc_guard_remote_copy(ngx_http_grpc_guard_remote_zone_t *zone,
-    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_uint_t *version,
-    ngx_pool_t *pool, ngx_str_t *result)
+ngx_http_grpc_guard_remote_copy(ngx_http_grpc_guard_remote_node_t *node,
+    ngx_uint_t *version, ngx_pool_t *pool, ngx_str_t *result)
 {
-    ngx_int_t                           rc;
-    ngx_http_grpc_guard_remote_node_t  *node;
-
     /*
-     * a keyed result copied into "pool": one that has not expired, or,
-     * with "version", any result stored since the node had that version
-     * (the fetch the call waited for, even when it is not kept);
-     * NGX_DONE: none
+     * the zone is locked; a keyed result copied into "pool": one that has
+     * not expired, or, with "version", any result stored since the node
+     * had that version (the fetch the call waited for, even when it is
+     * not kept); NGX_DONE: none
      */
 
-    rc = NGX_DONE;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 0);
-
-    if (node && node->data
-        && ((version && node->version != *version)
-            || (ngx_msec_int_t) (node->expires - ngx_current_msec) > 0))
+    if (node == NULL || node->data == NULL
+        || (!(version && node->version != *version)
+            && (ngx_msec_int_t) (node->expires - ngx_current_msec) <= 0))
     {
-        result->data = ngx_pnalloc(pool, ngx_max(node->len, 1));
-
-        if (result->data == NULL) {
-            rc = NGX_ERROR;
-
-        } else {
-            ngx_memcpy(result->data, node->data, node->len);
-            result->len = node->len;
-            rc = NGX_OK;
-        }
+        return NGX_DONE;
     }
 
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    result->data = ngx_pnalloc(pool, ngx_max(node->len, 1));
+    if (result->data == NULL) {
+        return NGX_ERROR;
+    }
 
-    return rc;
+    ngx_memcpy(result->data, node->data, node->len);
+    result->len = node->len;
+
+    return NGX_OK;
 }
 
 
