@@ -54,9 +54,6 @@ static ngx_int_t ngx_http_grpc_guard_introspect_types(json_t *reply);
 static ngx_uint_t ngx_http_grpc_guard_introspect_text(json_t *v);
 
 
-static ngx_str_t  ngx_http_grpc_guard_introspect_tls_message =
-    ngx_string("transport security required");
-
 static ngx_str_t  ngx_http_grpc_guard_introspect_inactive =
     ngx_string("{\"active\":false}");
 
@@ -69,7 +66,6 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
     char                              *reason;
     ngx_int_t                          rc;
     ngx_str_t                          token, body, text, s;
-    ngx_table_elt_t                   *h;
     ngx_http_grpc_guard_jwt_ctx_t     *jctx;
     ngx_http_grpc_guard_jwt_token_t    tok;
     ngx_http_grpc_guard_introspect_t  *ic;
@@ -77,38 +73,19 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
 
     ic = glcf->introspect;
 
-    rc = ngx_http_grpc_guard_jwt_get_token(r, &glcf->jwt, &token, &h);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
+    rc = ngx_http_grpc_guard_jwt_bearer(r, glcf, ctx, res, "token_missing",
+                                        &token);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
-    if (rc == NGX_DECLINED) {
-        res->reason = "token_missing";
-        return NGX_DECLINED;
-    }
-
-    if ((glcf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT)
-        && glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY
+    if (ngx_http_grpc_guard_introspect_shared(glcf)
         && ngx_http_grpc_guard_jwt_split(&token, &s, &s, &s) == NGX_OK)
     {
         /* a JWS: verified locally, as a JWT */
 
+        res->presented = 0;
         res->reason = "token_missing";
-        return NGX_DECLINED;
-    }
-
-    res->presented = 1;
-
-    if (h && !glcf->forward_credentials) {
-        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (glcf->require_tls && r->connection->ssl == NULL) {
-        res->reason = "tls_required";
-        res->message = &ngx_http_grpc_guard_introspect_tls_message;
         return NGX_DECLINED;
     }
 
@@ -379,6 +356,50 @@ ngx_http_grpc_guard_introspect_text(json_t *v)
 }
 
 
+ngx_http_grpc_guard_introspect_t *
+ngx_http_grpc_guard_introspect_create(ngx_pool_t *pool, ngx_msec_t cache,
+    ngx_msec_t negative)
+{
+    ngx_http_grpc_guard_introspect_t  *ic;
+
+    /* the settings the reply check needs (the fuzz target makes its own) */
+
+    ic = ngx_pcalloc(pool, sizeof(ngx_http_grpc_guard_introspect_t));
+    if (ic == NULL) {
+        return NULL;
+    }
+
+    ic->cache = cache;
+    ic->negative = negative;
+
+    return ic;
+}
+
+
+ngx_uint_t
+ngx_http_grpc_guard_introspect_shared(ngx_http_grpc_guard_loc_conf_t *glcf)
+{
+    ngx_uint_t  both;
+
+    /*
+     * whether jwt and introspection both look at the location's bearer
+     * tokens, and so take them by their form: listed with "satisfy any",
+     * or both configured where no method is required but the ACL asks
+     * for identities
+     */
+
+    both = NGX_HTTP_GRPC_GUARD_AUTH_JWT|NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION;
+
+    if (glcf->auth == 0) {
+        return glcf->introspect != NULL
+               && ngx_http_grpc_guard_jwt_configured(glcf);
+    }
+
+    return (glcf->auth & both) == both
+           && glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY;
+}
+
+
 ngx_uint_t
 ngx_http_grpc_guard_introspect_configured(
     ngx_http_grpc_guard_loc_conf_t *glcf)
@@ -417,7 +438,7 @@ ngx_http_grpc_guard_introspection_request(ngx_conf_t *cf, ngx_command_t *cmd,
     ssize_t                            size;
     ngx_str_t                         *value, s;
     ngx_int_t                          ms;
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, n;
     ngx_msec_t                         cache, negative, timeout;
     ngx_http_grpc_guard_introspect_t  *ic;
 
@@ -439,10 +460,19 @@ ngx_http_grpc_guard_introspection_request(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
+        /* NAME=VALUE: a size for max_size, a time for the others */
 
+        s.data = (u_char *) ngx_strlchr(value[i].data,
+                                        value[i].data + value[i].len, '=');
+        if (s.data == NULL) {
+            goto invalid;
+        }
+
+        n = s.data - value[i].data;
+        s.data++;
+        s.len = value[i].len - n - 1;
+
+        if (n == 8 && ngx_strncmp(value[i].data, "max_size", 8) == 0) {
             size = ngx_parse_size(&s);
 
             if (size <= 0 || size > NGX_HTTP_GRPC_GUARD_INTROSPECT_LIMIT) {
@@ -453,55 +483,34 @@ ngx_http_grpc_guard_introspection_request(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "cache=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
+        ms = ngx_parse_time(&s, 0);
 
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR) {
-                goto invalid;
-            }
+        if (ms == NGX_ERROR) {
+            goto invalid;
+        }
 
+        if (n == 5 && ngx_strncmp(value[i].data, "cache", 5) == 0) {
             cache = ms;
-            continue;
-        }
 
-        if (ngx_strncmp(value[i].data, "negative_cache=", 15) == 0) {
-            s.data = value[i].data + 15;
-            s.len = value[i].len - 15;
-
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR) {
-                goto invalid;
-            }
-
+        } else if (n == 14
+                   && ngx_strncmp(value[i].data, "negative_cache", 14) == 0)
+        {
             negative = ms;
-            continue;
-        }
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            ms = ngx_parse_time(&s, 0);
-            if (ms == NGX_ERROR || ms < 1) {
-                goto invalid;
-            }
-
+        } else if (n == 7 && ngx_strncmp(value[i].data, "timeout", 7) == 0
+                   && ms > 0)
+        {
             timeout = ms;
-            continue;
-        }
 
-        goto invalid;
+        } else {
+            goto invalid;
+        }
     }
 
-    ic = ngx_pcalloc(cf->pool, sizeof(ngx_http_grpc_guard_introspect_t));
+    ic = ngx_http_grpc_guard_introspect_create(cf->pool, cache, negative);
     if (ic == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    ic->cache = cache;
-    ic->negative = negative;
 
     ic->remote = ngx_http_grpc_guard_remote_add_keyed(cf,
                                      NGX_HTTP_GRPC_GUARD_REMOTE_INTROSPECTION,

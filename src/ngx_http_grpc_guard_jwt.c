@@ -159,7 +159,6 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     u_char                            *set;
     ngx_int_t                          rc;
     ngx_str_t                          token, s;
-    ngx_table_elt_t                   *h;
     ngx_http_grpc_guard_jwt_ctx_t     *jctx;
     ngx_http_grpc_guard_jwt_conf_t    *jcf;
     ngx_http_grpc_guard_jwt_cache_t   *cache;
@@ -170,35 +169,10 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     jcf = &glcf->jwt;
 
-    rc = ngx_http_grpc_guard_jwt_get_token(r, jcf, &token, &h);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        res->reason = "jwt_missing";
-        return NGX_DECLINED;
-    }
-
-    res->presented = 1;
-
-    if (h && !glcf->forward_credentials) {
-
-        /*
-         * the credential the guard consumes is not sent upstream,
-         * whatever the outcome; r->headers_in.authorization stays
-         */
-
-        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (glcf->require_tls && r->connection->ssl == NULL) {
-        res->reason = "tls_required";
-        res->message = &ngx_http_grpc_guard_jwt_tls_message;
-        return NGX_DECLINED;
+    rc = ngx_http_grpc_guard_jwt_bearer(r, glcf, ctx, res, "jwt_missing",
+                                        &token);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (token.len == 0) {
@@ -206,8 +180,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if ((glcf->auth & NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION)
-        && glcf->satisfy == NGX_HTTP_GRPC_GUARD_SATISFY_ANY
+    if (ngx_http_grpc_guard_introspect_shared(glcf)
         && ngx_http_grpc_guard_jwt_split(&token, &s, &s, &s) != NGX_OK)
     {
         /* not in JWS compact form: the identity provider introspects it */
@@ -339,6 +312,50 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 verified:
 
     ctx->call.jwt = jctx;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_bearer(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res, char *missing, ngx_str_t *token)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    /*
+     * the bearer token of a call, for jwt and for introspection alike:
+     * NGX_DECLINED with the reason when there is none or it came without
+     * TLS; the header is taken out of the request whatever the outcome
+     * (r->headers_in.authorization stays)
+     */
+
+    rc = ngx_http_grpc_guard_jwt_get_token(r, &glcf->jwt, token, &h);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        res->reason = missing;
+        return NGX_DECLINED;
+    }
+
+    res->presented = 1;
+
+    if (h && !glcf->forward_credentials) {
+        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (glcf->require_tls && r->connection->ssl == NULL) {
+        res->reason = "tls_required";
+        res->message = &ngx_http_grpc_guard_jwt_tls_message;
+        return NGX_DECLINED;
+    }
 
     return NGX_OK;
 }

@@ -246,6 +246,9 @@ struct ngx_http_grpc_guard_jwt_remote_s {
 ngx_int_t ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_str_t *token,
     ngx_table_elt_t **header);
+ngx_int_t ngx_http_grpc_guard_jwt_bearer(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res, char *missing, ngx_str_t *token);
 ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_create_ctx(
     ngx_pool_t *pool, ngx_str_t *token);
 json_t *ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data,

@@ -195,7 +195,7 @@ typedef struct {
 
 
 /* the reason codes the module gives: ngx_http_grpc_guard_metrics_reasons */
-#define NGX_HTTP_GRPC_GUARD_METRICS_REASONS     48
+#define NGX_HTTP_GRPC_GUARD_METRICS_REASONS     52
 
 
 ngx_int_t ngx_http_grpc_guard_metrics_log_handler(ngx_http_request_t *r);

@@ -539,11 +539,15 @@ char *ngx_http_grpc_guard_introspect_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_uint_t ngx_http_grpc_guard_introspect_configured(
     ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_uint_t ngx_http_grpc_guard_introspect_shared(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
 ngx_int_t ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
     ngx_http_grpc_guard_auth_result_t *res);
 ngx_int_t ngx_http_grpc_guard_introspect_reply(
     ngx_http_grpc_guard_remote_reply_t *reply, void *data);
+ngx_http_grpc_guard_introspect_t *ngx_http_grpc_guard_introspect_create(
+    ngx_pool_t *pool, ngx_msec_t cache, ngx_msec_t negative);
 
 /* ngx_http_grpc_guard_apikey.c: API keys */
 
