@@ -82,6 +82,17 @@ sub audit_records {
            split /\n/, read_file($log);
 }
 
+# { 'name{labels}' => value } of the metrics page
+sub samples {
+    my $text = `curl -sS --http2-prior-knowledge http://127.0.0.1:$ENV{TEST_NGINX_PORT2}/metrics`;
+    my %s;
+    for my $line (split /\n/, $text) {
+        next if $line =~ /^#/;
+        $s{$1} = $2 if $line =~ /^(\S+) (\S+)$/;
+    }
+    return \%s;
+}
+
 sub master_pid {
     my $p = read_file("$ENV{TEST_NGINX_SERVER_ROOT}/logs/nginx.pid");
     return $p =~ /(\d+)/ ? $1 : undef;
@@ -112,6 +123,8 @@ sub conf {
     $auth //= 'introspection';
     my $root = $ENV{TEST_NGINX_SERVER_ROOT};
     return <<"CONF";
+    grpc_guard_metrics_zone 1m;
+
     log_format guard 'guard \$pid \$grpc_guard_grpc_status '
                      'reason=\$grpc_guard_reason '
                      'method=\$grpc_guard_auth_method '
@@ -140,6 +153,10 @@ sub conf {
         location = /_jwks {
             internal;
             proxy_pass http://127.0.0.1:$Port/jwks;
+        }
+
+        location = /metrics {
+            grpc_guard_metrics;
         }
 
         location = /_body {
@@ -242,6 +259,23 @@ call('a')
 GET /_body
 --- request_port: $TEST_NGINX_PORT2
 --- response_body: body=[]
+
+
+
+=== TEST 3b: the metrics count one introspection, one call that waited for it, two that found its answer
+--- init
+my $s = samples();
+my %want = (
+    'grpc_guard_remote_requests_total{kind="introspection",result="ok"}' => 1,
+    'grpc_guard_remote_requests_total{kind="introspection",result="failed"}' => 0,
+    'grpc_guard_remote_cache_total{kind="introspection",result="wait"}' => 1,
+    'grpc_guard_remote_cache_total{kind="introspection",result="hit"}' => 2,
+    'grpc_guard_auth_total{method="introspection",result="success"}' => 3,
+);
+is($s->{$_}, $want{$_}, $_) for sort keys %want;
+--- grpc_call eval
+call('a')
+--- grpc_status: 0
 
 
 
