@@ -18,22 +18,14 @@ use MIME::Base64 ();
 use POSIX ();
 use Time::HiRes ();
 
-use Test::Nginx::Idp qw(idp_setup idp_dir idp_start idp_stop idp_mode
-                        idp_reset_log idp_requests idp_token idp_revoke);
+use Test::Nginx::Idp qw(idp_setup idp_start idp_stop idp_mode idp_reset_log
+                        idp_requests idp_token idp_revoke idp_calls
+                        idp_call);
 
 our $Port = idp_setup();
-our $IdpDir = idp_dir();
-our $Work = work_dir();
 our (%Tokens);
 
 our $RsBasic = MIME::Base64::encode_base64('rs:rs-secret', '');
-
-sub write_file {
-    my ($file, $text) = @_;
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh $text;
-    close $fh;
-}
 
 sub read_file {
     my ($file) = @_;
@@ -56,17 +48,7 @@ sub opaque {
 }
 
 # calls made together, each on a connection of its own: their statuses
-sub calls_to {
-    my ($method, @tokens) = @_;
-    my $spec = JSON::PP::encode_json({ port => $ENV{TEST_NGINX_PORT2} + 0,
-                                       method => $method,
-                                       tokens => \@tokens, timeout => 15 });
-    my $in = "$Work/calls.json";
-    write_file($in, $spec);
-    my $out = `/usr/bin/python3 $IdpDir/calls.py < $in`;
-    my $r = eval { JSON::PP::decode_json($out) } or die "calls.py: $out";
-    return $r->{codes};
-}
+sub calls_to { idp_calls($ENV{TEST_NGINX_PORT2}, @_) }
 
 sub calls { calls_to('/test.Echo/Unary', @_) }
 
@@ -190,13 +172,7 @@ CONF
 }
 
 # the token is looked up when the call is made: "init" gets it
-sub call {
-    my ($name, %more) = @_;
-    return { method => '/test.Echo/Unary', port => '$TEST_NGINX_PORT2',
-             metadata => ['authorization: Bearer $TEST_NGINX_TOKEN_' . uc $name,
-                          @{ delete $more{metadata} || [] }],
-             %more };
-}
+sub call { idp_call(@_) }
 
 workers(2);
 no_shuffle();
