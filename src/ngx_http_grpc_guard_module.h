@@ -90,6 +90,7 @@
 #define NGX_HTTP_GRPC_GUARD_AUTH_JWT            0x0001
 #define NGX_HTTP_GRPC_GUARD_AUTH_API_KEY        0x0002
 #define NGX_HTTP_GRPC_GUARD_AUTH_MTLS           0x0004
+#define NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION  0x0008
 
 #define NGX_HTTP_GRPC_GUARD_SATISFY_ALL         0
 #define NGX_HTTP_GRPC_GUARD_SATISFY_ANY         1
@@ -245,6 +246,11 @@ typedef struct ngx_http_grpc_guard_jwt_remote_s
     ngx_http_grpc_guard_jwt_remote_t;
 
 
+/* grpc_guard_introspection_request: ngx_http_grpc_guard_introspect.c */
+typedef struct ngx_http_grpc_guard_introspect_s
+    ngx_http_grpc_guard_introspect_t;
+
+
 /* a thing fetched with a subrequest: ngx_http_grpc_guard_remote.c */
 typedef struct ngx_http_grpc_guard_remote_s  ngx_http_grpc_guard_remote_t;
 typedef struct ngx_http_grpc_guard_remote_wait_s
@@ -331,6 +337,7 @@ typedef struct {
     ngx_flag_t                  forward_credentials;
     ngx_array_t                *xfcc_trusted;   /* ngx_cidr_t, NULL: off */
     ngx_http_grpc_guard_jwt_conf_t  jwt;
+    ngx_http_grpc_guard_introspect_t  *introspect;
     ngx_array_t                *api_keys;   /* sorted by hash */
     ngx_str_t                   api_key_header;
     ngx_array_t                *acl_rules;  /* acl.c's rule type */
@@ -531,10 +538,29 @@ char *ngx_http_grpc_guard_jwt_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 
 void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
-    ngx_str_t *sub, ngx_str_t *iss);
+    ngx_str_t *sub, ngx_str_t *iss, ngx_str_t *id);
 ngx_int_t ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
     ngx_uint_t split);
+
+/* ngx_http_grpc_guard_introspect.c: opaque tokens (RFC 7662) */
+
+char *ngx_http_grpc_guard_introspection_request(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_introspect_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_uint_t ngx_http_grpc_guard_introspect_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_uint_t ngx_http_grpc_guard_introspect_shared(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_int_t ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
+ngx_int_t ngx_http_grpc_guard_introspect_reply(
+    ngx_http_grpc_guard_remote_reply_t *reply, void *data);
+ngx_http_grpc_guard_introspect_t *ngx_http_grpc_guard_introspect_create(
+    ngx_pool_t *pool, ngx_msec_t cache, ngx_msec_t negative);
 
 /* ngx_http_grpc_guard_apikey.c: API keys */
 
