@@ -269,3 +269,40 @@ done:
 
     return rc;
 }
+
+
+void *
+ngx_http_grpc_guard_connection_memo(ngx_connection_t *c,
+    ngx_pool_cleanup_pt handler, size_t size, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    /*
+     * what a concern remembers of a connection's last call: an entry of
+     * the connection pool's cleanup list, known by its handler, zeroed
+     * when made; r->connection of an HTTP/2 stream shares the pool of the
+     * client connection.  NULL: none yet (and "create" not set), or no
+     * memory
+     */
+
+    for (cln = c->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == handler) {
+            return cln->data;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, size);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(cln->data, size);
+
+    cln->handler = handler;
+
+    return cln->data;
+}
