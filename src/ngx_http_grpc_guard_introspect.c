@@ -296,7 +296,7 @@ ngx_http_grpc_guard_introspect_remember(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok, ngx_msec_t expires)
 {
-    size_t                                  n, size;
+    size_t                                  n;
     u_char                                 *p;
     ngx_http_grpc_guard_introspect_memo_t  *memo;
 
@@ -322,21 +322,13 @@ ngx_http_grpc_guard_introspect_remember(ngx_http_request_t *r,
 
     memo->ic = NULL;
 
-    if (n > memo->size) {
-
-        /* doubled when an answer needs more: 16 KiB at most in all */
-
-        size = ngx_max(n, NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MIN);
-        size = ngx_min(ngx_max(size, 2 * memo->size),
-                       NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MAX);
-
-        p = ngx_pnalloc(r->connection->pool, size);
-        if (p == NULL) {
-            return;
-        }
-
-        memo->data = p;
-        memo->size = size;
+    if (ngx_http_grpc_guard_memo_room(r->connection->pool, &memo->data,
+                                      &memo->size, n,
+                                      NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MIN,
+                                      NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MAX)
+        != NGX_OK)
+    {
+        return;
     }
 
     p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);

@@ -248,7 +248,7 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
-    size_t                           n, size;
+    size_t                           n;
     u_char                          *p;
     ngx_http_grpc_guard_jwt_memo_t  *memo;
 
@@ -265,24 +265,15 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
 
     memo->jcf = NULL;
 
-    if (n > memo->size) {
+    /* 1 KiB at least, doubled when a token needs more, up to 4 KiB */
 
-        /*
-         * 1 KiB at least, doubled when a token needs more, up to 4 KiB:
-         * a connection's pool never holds more than 7 KiB of them
-         */
-
-        size = ngx_max(n, NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN);
-        size = ngx_min(ngx_max(size, 2 * memo->size),
-                       NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX);
-
-        p = ngx_pnalloc(r->connection->pool, size);
-        if (p == NULL) {
-            return;
-        }
-
-        memo->data = p;
-        memo->size = size;
+    if (ngx_http_grpc_guard_memo_room(r->connection->pool, &memo->data,
+                                      &memo->size, n,
+                                      NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN,
+                                      NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX)
+        != NGX_OK)
+    {
+        return;
     }
 
     p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);

@@ -505,6 +505,8 @@ ngx_int_t ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
     ngx_str_t *name, size_t max, ngx_str_t *content);
 void *ngx_http_grpc_guard_connection_memo(ngx_connection_t *c,
     ngx_pool_cleanup_pt handler, size_t size, ngx_uint_t create);
+ngx_int_t ngx_http_grpc_guard_memo_room(ngx_pool_t *pool, u_char **data,
+    size_t *size, size_t n, size_t min, size_t max);
 
 ngx_int_t ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,

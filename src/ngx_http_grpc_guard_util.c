@@ -306,3 +306,35 @@ ngx_http_grpc_guard_connection_memo(ngx_connection_t *c,
 
     return cln->data;
 }
+
+
+ngx_int_t
+ngx_http_grpc_guard_memo_room(ngx_pool_t *pool, u_char **data, size_t *size,
+    size_t n, size_t min, size_t max)
+{
+    size_t   s;
+    u_char  *p;
+
+    /*
+     * room for "n" bytes (at most "max") in the buffer of a connection
+     * memo: "min" at least, doubled when more is needed, up to "max", so
+     * that the pool never holds more than twice "max" of them
+     */
+
+    if (n <= *size) {
+        return NGX_OK;
+    }
+
+    s = ngx_max(n, min);
+    s = ngx_min(ngx_max(s, 2 * *size), max);
+
+    p = ngx_pnalloc(pool, s);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+    *size = s;
+
+    return NGX_OK;
+}
