@@ -59,6 +59,9 @@
 
 #define NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX    "grpc_guard:{limit}:"
 
+/* with Redis Cluster: each counter is a hash tag of its own */
+#define NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX    "grpc_guard:{"
+
 
 typedef struct {
     ngx_str_t                         name;
@@ -188,13 +191,24 @@ static ngx_int_t ngx_http_grpc_guard_limit_quote(ngx_pool_t *pool,
 
 /*
  * KEYS[i]: the hash of limit i; ARGV[2i-1], ARGV[2i]: its rate and
- * window in ms.  Fields are window numbers.  The reply is {allowed,
+ * window in ms.  With Redis Cluster, the counters of one call on one
+ * master may be in several slots, which Redis refuses as KEYS of one
+ * script: then numkeys is 0 and ARGV starts with the number of keys and
+ * the keys (ngx_http_grpc_guard_redis_cluster.c adds the flag
+ * "allow-cross-slot-keys" to the script it loads).  Fields are window numbers.  The reply is {allowed,
  * the limit over it (1-based), remaining calls, wait in ms}.  The wait
  * is exact as long as no other call is admitted meanwhile, and none is:
  * until then every call of that key is over the limit.
  */
 
 static ngx_str_t  ngx_http_grpc_guard_limit_script = ngx_string(
+    "local KEYS, ARGV = KEYS, ARGV\n"
+    "if #KEYS == 0 then\n"
+    "  local n, a = tonumber(ARGV[1]), ARGV\n"
+    "  KEYS, ARGV = {}, {}\n"
+    "  for i = 1, n do KEYS[i] = a[i + 1] end\n"
+    "  for i = n + 2, #a do ARGV[i - n - 1] = a[i] end\n"
+    "end\n"
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local rem, wait, worst = -1, 0, 0\n"
@@ -411,14 +425,18 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_limit_t *limit,
     ngx_str_t *value, ngx_str_t *key)
 {
-    u_char                     c, *p, *suffix;
-    size_t                     len;
-    ngx_str_t                 *per;
-    ngx_uint_t                 i, n;
-    ngx_sha1_t                 sha1;
-    ngx_http_core_loc_conf_t  *clcf;
-    u_char                     digest[20];
-    static u_char              hex[] = "0123456789abcdef";
+    u_char                            c, *p, *suffix;
+    size_t                            len, skip;
+    ngx_str_t                        *per;
+    ngx_uint_t                        i, n, tag;
+    ngx_sha1_t                        sha1;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
+    u_char                            digest[20];
+    static u_char                     hex[] = "0123456789abcdef";
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
+    tag = gmcf->limit_cluster;
 
     switch (limit->per) {
 
@@ -444,12 +462,18 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
      * part the raw form never holds a "#", with one it holds a ":" (the
      * first one ends the value), and the hashed form, "#" and 40 hex
      * digits, has no ":", so no raw value names a hashed counter
+     *
+     * with Redis Cluster the key is "grpc_guard:{NAME:WINDOW:VALUE}",
+     * "{" and "}" escaped too: the whole name is the hash tag, so that
+     * counters spread over the masters
      */
 
     n = 0;
 
     for (p = value->data; p < value->data + value->len; p++) {
-        if (*p == '%' || *p == '#' || *p == ':') {
+        if (*p == '%' || *p == '#' || *p == ':'
+            || (tag && (*p == '{' || *p == '}')))
+        {
             n++;
         }
     }
@@ -457,19 +481,33 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     len = value->len + 2 * n + (per ? 1 + per->len : 0);
 
     p = ngx_pnalloc(r->pool, limit->prefix.len
-                             + ngx_max(len, 1 + 2 * sizeof(digest)));
+                             + ngx_max(len, 1 + 2 * sizeof(digest)) + 1);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     key->data = p;
-    p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
+
+    if (tag) {
+        skip = sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX) - 1;
+
+        p = ngx_cpymem(p, NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX,
+                       sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX) - 1);
+        p = ngx_cpymem(p, limit->prefix.data + skip,
+                       limit->prefix.len - skip);
+
+    } else {
+        p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
+    }
+
     suffix = p;
 
     for (i = 0; i < value->len; i++) {
         c = value->data[i];
 
-        if (c == '%' || c == '#' || c == ':') {
+        if (c == '%' || c == '#' || c == ':'
+            || (tag && (c == '{' || c == '}')))
+        {
             *p++ = '%';
             *p++ = hex[c >> 4];
             *p++ = hex[c & 0xf];
@@ -495,6 +533,10 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
         p = suffix;
         *p++ = '#';
         p = ngx_hex_dump(p, digest, sizeof(digest));
+    }
+
+    if (tag) {
+        *p++ = '}';
     }
 
     key->len = p - key->data;

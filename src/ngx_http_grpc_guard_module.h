@@ -267,6 +267,7 @@ typedef struct {
     size_t                      limit_zone_size;
     ngx_shm_zone_t             *limit_zone; /* blocked-until, local windows */
     ngx_flag_t                  limit_used;
+    ngx_flag_t                  limit_cluster;  /* a tag for each counter */
     ngx_msec_t                  limit_failed_logged;    /* per worker */
     ngx_uint_t                  limit_failed_calls;     /* per worker */
     ngx_msec_t                  limit_error_logged;     /* per worker */

@@ -46,8 +46,11 @@
  */
 
 
-/* elements of a reply array: the limiter script sends 4 */
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  64
+/*
+ * elements of a reply array: the limiter script sends 4, CLUSTER SLOTS
+ * one for each range of slots, at most one for each slot
+ */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  16384
 
 
 /* what hiredis's createArray is given: int before 1.0, then size_t */
@@ -62,6 +65,10 @@ static ngx_int_t ngx_http_grpc_guard_redis_handshake(
     ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_http_grpc_guard_redis_conn_t *ngx_http_grpc_guard_redis_pick(
     ngx_http_grpc_guard_redis_t *rd);
+static ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_send_call(
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, ngx_str_t *argv,
+    ngx_uint_t asking, ngx_http_grpc_guard_redis_handler_pt handler,
+    void *data);
 static ngx_int_t ngx_http_grpc_guard_redis_append(
     ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t argc,
     const char **argv, size_t *argvlen);
@@ -107,7 +114,8 @@ static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
     ngx_string("SELECT"),
     ngx_string("SCRIPT LOAD"),
     ngx_string("ROLE"),
-    ngx_string("PING")
+    ngx_string("PING"),
+    ngx_string("CLUSTER")
 };
 
 
@@ -133,7 +141,6 @@ ngx_http_grpc_guard_redis_set_script(ngx_http_grpc_guard_redis_t *rd,
 ngx_int_t
 ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                        i;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
@@ -146,8 +153,37 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
 
     rd = gmcf->redis;
 
-    rd->conns = ngx_pcalloc(cycle->pool, rd->keepalive
-                            * sizeof(ngx_http_grpc_guard_redis_conn_t));
+    if (rd->cluster) {
+
+        /* the nodes have the connections */
+
+        rd->log = cycle->log;
+
+        return ngx_http_grpc_guard_cluster_init_process(cycle, rd);
+    }
+
+    if (ngx_http_grpc_guard_redis_init_worker(rd, cycle->pool, cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rd->sentinel) {
+        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_redis_init_worker(ngx_http_grpc_guard_redis_t *rd,
+    ngx_pool_t *pool, ngx_log_t *log)
+{
+    ngx_uint_t  i;
+
+    rd->conns = ngx_pcalloc(pool, rd->keepalive
+                                  * sizeof(ngx_http_grpc_guard_redis_conn_t));
     if (rd->conns == NULL) {
         return NGX_ERROR;
     }
@@ -155,21 +191,17 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     for (i = 0; i < rd->keepalive; i++) {
         ngx_http_grpc_guard_redis_init_conn(&rd->conns[i], rd,
                                             NGX_HTTP_GRPC_GUARD_REDIS_DATA,
-                                            cycle->log);
+                                            log);
     }
 
     ngx_queue_init(&rd->free);
 
-    rd->log = cycle->log;
+    rd->log = log;
 
     rd->retry.handler = ngx_http_grpc_guard_redis_retry;
     rd->retry.data = rd;
-    rd->retry.log = cycle->log;
+    rd->retry.log = log;
     rd->retry.cancelable = 1;
-
-    if (rd->sentinel) {
-        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
-    }
 
     return NGX_OK;
 }
@@ -198,19 +230,45 @@ ngx_http_grpc_guard_redis_init_conn(ngx_http_grpc_guard_redis_conn_t *conn,
 void
 ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                        i;
-    ngx_queue_t                      *q;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_grpc_guard_module);
 
-    if (gmcf == NULL || gmcf->redis == NULL || gmcf->redis->conns == NULL) {
+    if (gmcf == NULL || gmcf->redis == NULL) {
         return;
     }
 
     rd = gmcf->redis;
+
+    if (rd->cluster) {
+        ngx_http_grpc_guard_cluster_exit_process(rd);
+        return;
+    }
+
+    if (rd->conns == NULL) {
+        return;
+    }
+
+    if (rd->sentinel) {
+
+        /* set first: the sentinel connections close without a retry */
+
+        rd->exiting = 1;
+
+        ngx_http_grpc_guard_sentinel_exit_process(rd);
+    }
+
+    ngx_http_grpc_guard_redis_exit_worker(rd);
+}
+
+
+void
+ngx_http_grpc_guard_redis_exit_worker(ngx_http_grpc_guard_redis_t *rd)
+{
+    ngx_uint_t    i;
+    ngx_queue_t  *q;
 
     /*
      * requests still parked are not resumed: on a fast shutdown the
@@ -225,10 +283,6 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
 
     for (i = 0; i < rd->keepalive; i++) {
         ngx_http_grpc_guard_redis_drop(&rd->conns[i]);
-    }
-
-    if (rd->sentinel) {
-        ngx_http_grpc_guard_sentinel_exit_process(rd);
     }
 
     while (!ngx_queue_empty(&rd->free)) {
@@ -285,6 +339,36 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_uint_t argc, ngx_str_t *argv,
     ngx_http_grpc_guard_redis_handler_pt handler, void *data)
 {
+    if (rd->cluster && !rd->node) {
+
+        /* one call on each master that has some of the keys */
+
+        return ngx_http_grpc_guard_cluster_eval(rd, argc, argv, handler,
+                                                data);
+    }
+
+    return ngx_http_grpc_guard_redis_send_call(rd, argc, argv, 0, handler,
+                                               data);
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_node_eval(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    return ngx_http_grpc_guard_redis_send_call(rd, argc, argv, asking,
+                                               handler, data);
+}
+
+
+static ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_send_call(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    size_t                             len;
+    const char                        *word;
     ngx_http_grpc_guard_redis_cmd_t   *cmd;
     ngx_http_grpc_guard_redis_conn_t  *conn;
 
@@ -298,6 +382,34 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     conn = ngx_http_grpc_guard_redis_pick(rd);
     if (conn == NULL) {
         return NULL;
+    }
+
+    if (asking) {
+
+        /*
+         * Redis Cluster, a slot being moved: ASKING lets the next
+         * command of this connection use the slot; its reply is dropped
+         */
+
+        cmd = ngx_http_grpc_guard_redis_queue(conn,
+                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
+        if (cmd == NULL) {
+            return NULL;
+        }
+
+        word = "ASKING";
+        len = 6;
+
+        if (ngx_http_grpc_guard_redis_append(conn, 1, &word, &len)
+            != NGX_OK)
+        {
+            ngx_queue_remove(&cmd->queue);
+            conn->npending--;
+            ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
+            return NULL;
+        }
+
+        cmd->start = ngx_http_grpc_guard_metrics_now();
     }
 
     /* queued first: bytes in the buffer always have their command */
@@ -328,6 +440,29 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_http_grpc_guard_redis_post_write(conn);
 
     return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_node_command(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, const char **argv, size_t *argvlen,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    /* a command on a data connection, e.g. CLUSTER SLOTS */
+
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL) {
+        return NULL;
+    }
+
+    conn = ngx_http_grpc_guard_redis_pick(rd);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    return ngx_http_grpc_guard_redis_command(conn, argc, argv, argvlen,
+                                             handler, data);
 }
 
 
@@ -367,6 +502,11 @@ ngx_http_grpc_guard_redis_command(ngx_http_grpc_guard_redis_conn_t *conn,
 void
 ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd)
 {
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_CLUSTER) {
+        ngx_http_grpc_guard_cluster_cancel(cmd);
+        return;
+    }
+
     /* the reply, when it comes, is read and dropped */
 
     cmd->handler = NULL;
@@ -1417,6 +1557,13 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
         /* the master may have moved */
 
         ngx_http_grpc_guard_sentinel_ask(rd);
+    }
+
+    if (rd->node) {
+
+        /* its replica may be promoted: the slot map is read again */
+
+        ngx_http_grpc_guard_cluster_failed(rd);
     }
 
     if (rd->retry.timer_set) {
