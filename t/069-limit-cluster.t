@@ -22,6 +22,7 @@ our @ports = map {
     start_redis(args => ['--cluster-enabled', 'yes',
                          '--cluster-config-file', 'nodes.conf',
                          '--cluster-node-timeout', '1000',
+                         '--cluster-require-full-coverage', 'no',
                          '--cluster-replica-validity-factor', '0'])
 } 1 .. 6;
 
@@ -67,20 +68,29 @@ sub masters {
     return @m;
 }
 
-sub owner {
-    my ($slot) = @_;
+# the owner (port) of each slot, read once; again after a change
+our @Owner;
+
+sub read_owners {
+    @Owner = ();
     my $out = redis_cmd((masters())[0], 'CLUSTER', 'NODES');
     for my $line (split /\n/, $out) {
         my @f = split / /, $line;
         next unless $f[2] =~ /master/ && $f[2] !~ /fail/;
+        my ($port) = $f[1] =~ /:(\d+)/;
         for my $r (@f[8 .. $#f]) {
             next if $r =~ /^\[/;
             my ($a, $b) = split /-/, $r;
             $b //= $a;
-            return ($f[1] =~ /:(\d+)/)[0] if $slot >= $a && $slot <= $b;
+            $Owner[$_] = $port for $a .. $b;
         }
     }
-    return '';
+}
+
+sub owner {
+    my ($slot) = @_;
+    read_owners() unless @Owner;
+    return $Owner[$slot] // '';
 }
 
 # CRC-16/XMODEM of the hash tag, as Redis computes the slot
@@ -134,6 +144,25 @@ sub value_on {
     die "no value found for $port";
 }
 
+sub node_id { redis_cmd($_[0], 'CLUSTER', 'MYID') }
+
+# the replica of master $port
+sub replica_of {
+    my ($port) = @_;
+    my $id = node_id($port);
+    for my $line (split /\n/, redis_cmd($port, 'CLUSTER', 'NODES')) {
+        my @f = split / /, $line;
+        return ($f[1] =~ /:(\d+)/)[0] if $f[3] eq $id && $f[2] =~ /slave/;
+    }
+    return '';
+}
+
+sub asking_calls {
+    my ($port) = @_;
+    my $out = redis_cmd($port, 'INFO', 'commandstats');
+    return $out =~ /^cmdstat_asking:calls=(\d+)/m ? $1 : 0;
+}
+
 sub kcodes {
     my ($key, $n, %o) = @_;
     return join ' ', map { $_->{code} } lcalls(map {
@@ -145,6 +174,13 @@ die "not 3 masters: @m\n" unless @m == 3;
 
 $ENV{TEST_NGINX_CLUSTER} = join ',', map { "127.0.0.1:$_" } @m[0, 1];
 $ENV{TEST_NGINX_FREE_PORT} = free_port();
+
+# a limit name whose counter for 127.0.0.1 is in the first 100 slots
+for my $i (1 .. 100000) {
+    next unless slot_of(ckey("r$i", '60s', '127.0.0.1')) < 100;
+    $ENV{TEST_NGINX_RESHARD_NAME} = "r$i";
+    last;
+}
 
 no_shuffle();
 no_root_location();
@@ -220,12 +256,16 @@ is($n[0] + $n[1] + $n[2], 150, 'one counter per key');
 ok((!grep { $_ == 0 } @n), 'every master holds counters');
 my ($min, $max) = (sort { $a <=> $b } @n)[0, -1];
 ok($max <= 2 * $min, "no master holds more than twice another ($max, $min)");
-my $wrong = 0;
-for my $k (@keys) {
-    my $c = ckey('spread', '60s', $k);
-    $wrong++ unless redis_cmd(owner(slot_of($c)), 'EXISTS', $c) eq '1';
+my ($wrong, $seen) = (0, 0);
+for my $p (@m) {
+    for my $c (split /\n/, redis_cmd($p, 'KEYS', '*')) {
+        $seen++;
+        $wrong++ unless owner(slot_of($c)) eq $p
+                        && $c =~ /^grpc_guard:\{spread:60s:k\d+\}$/;
+    }
 }
-is($wrong, 0, 'each counter is on the master of its own slot');
+is("$seen $wrong", '150 0',
+   'each counter, grpc_guard:{NAME:WINDOW:VALUE}, is on the master of its slot');
 --- timeout: 60
 
 
@@ -285,3 +325,137 @@ is(counted($p1, ckey('lb', '60s', $b)), 3, 'lb counted with la, 3 times');
 is(counted($p2, ckey('lc', '60s', $c)), 4,
    'lc counted 4 times: a refusal on one master, counted on another');
 --- timeout: 60
+
+
+
+=== TEST 9: a slot moved by hand: -ASK while it migrates, -MOVED after; the limit stays exact
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=5r/m key=$http_x_key name=mig;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+read_owners();
+my ($a, $b) = masters();
+my $v1 = value_on($a, 'mig', '60s', 'm');
+my $k1 = ckey('mig', '60s', $v1);
+my $slot = slot_of($k1);
+my $v2 = value_on(undef, 'mig', '60s', 'n', slot => $slot);
+my $k2 = ckey('mig', '60s', $v2);
+my ($ida, $idb) = (node_id($a), node_id($b));
+is(kcodes($v1, 2), '0 0', 'two calls on the first master');
+reset_stats();
+is(redis_cmd($b, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $ida), 'OK',
+   'importing');
+is(redis_cmd($a, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $idb), 'OK',
+   'migrating');
+is(kcodes($v2, 1), '0', 'a new key of the migrating slot: passes');
+is(kcodes($v1, 1), '0', 'a key still on the first master: passes');
+is(redis_cmd($a, 'MIGRATE', '127.0.0.1', $b, $k1, 0, 5000), 'OK',
+   'the counter migrated');
+is(kcodes($v1, 1), '0', 'the migrated key: passes');
+cmp_ok(asking_calls($b), '>=', 2, 'ASKING sent to the importing master');
+# a redirected command does not run: 3 calls, 3 runs
+is(evalsha_calls($a) + evalsha_calls($b), 3, 'one script run per call');
+for my $p (masters()) {
+    redis_cmd($p, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $idb);
+}
+is(kcodes($v1, 2), '0 8', 'after the move (MOVED): the 5th passes, the 6th is refused');
+is(counted($b, $k1), 5, 'counted 5 times, on the new master');
+is(redis_cmd($a, 'CLUSTER', 'COUNTKEYSINSLOT', $slot), '0',
+   'nothing left on the old one');
+is(counted($b, $k2), 1, 'the new key counted on the new master');
+@Owner = ();
+--- timeout: 60
+
+
+
+=== TEST 10: redis-cli --cluster reshard during traffic: no call refused or failed, every call counted once
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER timeout=500ms;
+--- config
+    location /test.Load/ {
+        grpc_guard_limit rate=100000r/m key=$remote_addr name=$TEST_NGINX_RESHARD_NAME;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+read_owners();
+my $name = $ENV{TEST_NGINX_RESHARD_NAME};
+my $key = ckey($name, '60s', '127.0.0.1');
+my $from = owner(slot_of($key));
+my ($to) = grep { $_ ne $from } masters();
+my $load = start_load(rate => 40, duration => 6,
+                      method => '/test.Load/Call');
+sleep 1;
+my $r = run_cmd(['redis-cli', '--cluster', 'reshard', "127.0.0.1:$from",
+                 '--cluster-from', node_id($from),
+                 '--cluster-to', node_id($to),
+                 '--cluster-slots', 100, '--cluster-yes'], timeout => 60);
+is($r->{status}, 0, 'reshard done') or diag($r->{out} . $r->{err});
+my $res = finish_load($load);
+ok(!$res->{error}, 'load ran') or diag($res->{error});
+my %codes = %{ $res->{codes} || {} };
+diag('load: ' . join(', ', map { "$_: $codes{$_}" } sort keys %codes)
+     . ", slowest $res->{max_elapsed} s");
+is(join(' ', sort keys %codes), '0', 'every call passed');
+is($res->{errors}, 0, 'no call failed otherwise');
+@Owner = ();
+is(owner(slot_of($key)), $to, 'the slot of the counter moved');
+is(counted($to, $key), $codes{0}, 'every call counted once');
+--- timeout: 90
+
+
+
+=== TEST 11: CLUSTER FAILOVER, then a master killed: limiting resumes by itself, other masters unaffected
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER timeout=300ms
+                     connect_timeout=300ms;
+--- config
+    location / {
+        grpc_guard_limit rate=1000r/m key=$http_x_key name=fo;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+read_owners();
+my ($a, $b) = grep { $_ ne (split /[:,]/, $ENV{TEST_NGINX_CLUSTER})[1] }
+              masters();
+my $r = replica_of($a);
+ok($r, "master $a has replica $r");
+my $va = value_on($a, 'fo', '60s', 'a');
+my $vb = value_on($b, 'fo', '60s', 'b');
+my $ka = ckey('fo', '60s', $va);
+is(kcodes($va, 3), '0 0 0', 'calls on the first master');
+ok(wait_until('replicated', 10, sub { counted($r, $ka) == 3 }),
+   'replicated');
+
+is(redis_cmd($r, 'CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER');
+ok(wait_until('the replica is the master', 20, sub {
+       redis_cmd($r, 'ROLE') =~ /^master/ }), 'the replica took over');
+is(kcodes($va, 3), '0 0 0', 'calls follow the new master at once (MOVED)');
+is(counted($r, $ka), 6, 'counted on the new master');
+
+# the new master dies: until its replica (the old master) takes over,
+# its keys get the failure mode, at once; the other keys do not notice
+stop_redis($r);
+my $t = time;
+my @fail = lcalls(map { +{ metadata => [['x-key', $va]] } } 1 .. 3);
+is(join(' ', map { $_->{code} } @fail), '14 14 14',
+   'its keys: failure closed');
+cmp_ok($_->{elapsed}, '<', 2, "no long wait ($_->{elapsed} s)") for @fail;
+is(kcodes($vb, 5), '0 0 0 0 0', 'the keys of another master pass');
+ok(wait_until('limiting resumes', 30, sub { kcodes($va, 1) eq '0' }),
+   'limiting on those keys resumes by itself');
+diag(sprintf 'resumed %.1f s after the kill', time - $t);
+is(kcodes($va, 2), '0 0', 'and goes on');
+like(redis_cmd($a, 'ROLE'), qr/^master/, 'on the promoted replica');
+cmp_ok(counted($a, $ka), '>=', 8, 'counted there');
+@Owner = ();
+--- error_log eval
+[qr/\[error\] .*grpc guard: redis 127\.0\.0\.1:\d+ is unavailable/,
+ qr/\[notice\] .*grpc guard: redis cluster slot map changed, 3 masters/]
+--- timeout: 90
