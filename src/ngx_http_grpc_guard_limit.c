@@ -59,9 +59,6 @@
 
 #define NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX    "grpc_guard:{limit}:"
 
-/* with Redis Cluster: each counter is a hash tag of its own */
-#define NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX    "grpc_guard:{"
-
 
 typedef struct {
     ngx_str_t                         name;
@@ -70,7 +67,7 @@ typedef struct {
     ngx_uint_t                        rate;     /* calls per window */
     ngx_msec_t                        window;
     ngx_uint_t                        per;
-    ngx_str_t                         prefix;   /* of the Redis key */
+    ngx_str_t                         prefix;   /* "NAME:WINDOW:" */
     ngx_str_t                         rate_arg;
     ngx_str_t                         window_arg;
     ngx_uint_t                        metrics;  /* the limit's number */
@@ -191,24 +188,13 @@ static ngx_int_t ngx_http_grpc_guard_limit_quote(ngx_pool_t *pool,
 
 /*
  * KEYS[i]: the hash of limit i; ARGV[2i-1], ARGV[2i]: its rate and
- * window in ms.  With Redis Cluster, the counters of one call on one
- * master may be in several slots, which Redis refuses as KEYS of one
- * script: then numkeys is 0 and ARGV starts with the number of keys and
- * the keys (ngx_http_grpc_guard_redis_cluster.c adds the flag
- * "allow-cross-slot-keys" to the script it loads).  Fields are window numbers.  The reply is {allowed,
+ * window in ms.  Fields are window numbers.  The reply is {allowed,
  * the limit over it (1-based), remaining calls, wait in ms}.  The wait
  * is exact as long as no other call is admitted meanwhile, and none is:
  * until then every call of that key is over the limit.
  */
 
 static ngx_str_t  ngx_http_grpc_guard_limit_script = ngx_string(
-    "local KEYS, ARGV = KEYS, ARGV\n"
-    "if #KEYS == 0 then\n"
-    "  local n, a = tonumber(ARGV[1]), ARGV\n"
-    "  KEYS, ARGV = {}, {}\n"
-    "  for i = 1, n do KEYS[i] = a[i + 1] end\n"
-    "  for i = n + 2, #a do ARGV[i - n - 1] = a[i] end\n"
-    "end\n"
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
     "local rem, wait, worst = -1, 0, 0\n"
@@ -426,7 +412,7 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_str_t *value, ngx_str_t *key)
 {
     u_char                            c, *p, *suffix;
-    size_t                            len, skip;
+    size_t                            len;
     ngx_str_t                        *per;
     ngx_uint_t                        i, n, tag;
     ngx_sha1_t                        sha1;
@@ -434,6 +420,10 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t  *gmcf;
     u_char                            digest[20];
     static u_char                     hex[] = "0123456789abcdef";
+    static ngx_str_t                  start[] = {
+        ngx_string(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX),
+        ngx_string("grpc_guard:{")
+    };
 
     gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
     tag = gmcf->limit_cluster;
@@ -461,11 +451,9 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
      * the value is stored with "%", "#" and ":" escaped: without a per=
      * part the raw form never holds a "#", with one it holds a ":" (the
      * first one ends the value), and the hashed form, "#" and 40 hex
-     * digits, has no ":", so no raw value names a hashed counter
-     *
-     * with Redis Cluster the key is "grpc_guard:{NAME:WINDOW:VALUE}",
-     * "{" and "}" escaped too: the whole name is the hash tag, so that
-     * counters spread over the masters
+     * digits, has no ":", so no raw value names a hashed counter; with
+     * Redis Cluster, "grpc_guard:{NAME:WINDOW:VALUE}", "{" and "}"
+     * escaped too: a hash tag for each counter, spread over the masters
      */
 
     n = 0;
@@ -480,26 +468,15 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
 
     len = value->len + 2 * n + (per ? 1 + per->len : 0);
 
-    p = ngx_pnalloc(r->pool, limit->prefix.len
+    p = ngx_pnalloc(r->pool, start[0].len + limit->prefix.len
                              + ngx_max(len, 1 + 2 * sizeof(digest)) + 1);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     key->data = p;
-
-    if (tag) {
-        skip = sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX) - 1;
-
-        p = ngx_cpymem(p, NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX,
-                       sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_TAG_PREFIX) - 1);
-        p = ngx_cpymem(p, limit->prefix.data + skip,
-                       limit->prefix.len - skip);
-
-    } else {
-        p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
-    }
-
+    p = ngx_cpymem(p, start[tag].data, start[tag].len);
+    p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
     suffix = p;
 
     for (i = 0; i < value->len; i++) {
@@ -1650,17 +1627,15 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* "grpc_guard:{limit}:NAME:WINDOW:", then the key value */
+    /* "grpc_guard:{limit}:" or "grpc_guard:{", "NAME:WINDOW:", the value */
 
-    p = ngx_pnalloc(cf->pool, sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX)
-                              + limit->name.len + 2 + NGX_INT_T_LEN);
+    p = ngx_pnalloc(cf->pool, limit->name.len + 3 + NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
 
     limit->prefix.data = p;
-    p = ngx_sprintf(p, NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX "%V:%Ms:",
-                    &limit->name, limit->window / 1000);
+    p = ngx_sprintf(p, "%V:%Ms:", &limit->name, limit->window / 1000);
     limit->prefix.len = p - limit->prefix.data;
 
     p = ngx_pnalloc(cf->pool, 2 * NGX_INT_T_LEN);

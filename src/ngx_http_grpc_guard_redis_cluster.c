@@ -53,8 +53,19 @@
 #define NGX_HTTP_GRPC_GUARD_CLUSTER_PERIOD      5000
 #define NGX_HTTP_GRPC_GUARD_CLUSTER_FAST        500
 
+/*
+ * put before the limiter's script: keys in several slots are allowed,
+ * and with numkeys 0, ARGV starts with the number of keys and the keys
+ */
 #define NGX_HTTP_GRPC_GUARD_CLUSTER_SHEBANG                                  \
-    "#!lua flags=allow-cross-slot-keys\n"
+    "#!lua flags=allow-cross-slot-keys\n"                                    \
+    "local KEYS, ARGV = KEYS, ARGV\n"                                        \
+    "if #KEYS == 0 then\n"                                                   \
+    "  local n, a = tonumber(ARGV[1]), ARGV\n"                               \
+    "  KEYS, ARGV = {}, {}\n"                                                \
+    "  for i = 1, n do KEYS[i] = a[i + 1] end\n"                             \
+    "  for i = n + 2, #a do ARGV[i - n - 1] = a[i] end\n"                    \
+    "end\n"
 
 
 typedef struct {
