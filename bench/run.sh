@@ -688,6 +688,32 @@ core_busy() {
 clk_tck=$(getconf CLK_TCK)
 
 declare -A R_RPS R_P50 R_P99 R_CPU R_USR R_SYS R_CORE R_BE R_UTIL R_ERR R_NOTE
+declare -A R_REDIS
+
+# redis_stats NAME [reset]: with REDIS_STATS=PORT... in the scenario's vars
+# (its setup's Redis servers), the limiter's commands (EVALSHA, EVAL,
+# ASKING) summed over them from INFO commandstats, or the statistics reset;
+# prints nothing for a scenario without Redis.  REDIS_STATS_CA: TLS.
+redis_stats() {
+    local vars=$work/scen/$1/vars ports ca port sum=0 n cli
+    [ -f "$vars" ] || return 0
+    ports=$(sed -n 's/^REDIS_STATS=//p' "$vars")
+    ca=$(sed -n 's/^REDIS_STATS_CA=//p' "$vars")
+    [ -n "$ports" ] || return 0
+    for port in $ports; do
+        cli=(redis-cli -h 127.0.0.1 -p "$port")
+        [ -z "$ca" ] || cli+=(--tls --cacert "$ca")
+        if [ "${2:-}" = reset ]; then
+            "${cli[@]}" config resetstat > /dev/null 2>&1 || true
+            continue
+        fi
+        n=$("${cli[@]}" info commandstats 2> /dev/null | tr -d '\r' | awk -F'[:=,]' '
+            $1 ~ /^cmdstat_(evalsha|eval|asking)$/ { s += $3 }
+            END { print s + 0 }')
+        sum=$(( sum + n ))
+    done
+    [ "${2:-}" = reset ] || echo "$sum"
+}
 
 # load_run NAME N TAG: one h2load run; results in R_*[NAME,TAG].
 load_run() {
@@ -697,6 +723,7 @@ load_run() {
     local c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0 cmd
     client_cmd "$name" "$conns" "$streams" "$n"
 
+    redis_stats "$name" reset
     b0=$(backend_count)
     e0=$(proc_cpu "$backend_pid")
     c0=$(proc_cpu "$worker_pid")
@@ -762,6 +789,11 @@ load_run() {
     R_BE[$key]=$(calc '%.2f' "(${e1% *} + ${e1#* } - ${e0% *} - ${e0#* }) * 1000000 / $clk_tck / $n")
     R_ERR[$key]=$errs
     R_NOTE[$key]=$note
+    # the limiter's Redis commands per RPC, summed over the nodes
+    local rcmd
+    rcmd=$(redis_stats "$name")
+    R_REDIS[$key]=${rcmd:+$(calc '%.3f' "$rcmd / $n")}
+    [ -z "$rcmd" ] || note="${note:+$note; }redis ${R_REDIS[$key]}/rpc"
     if [ "$errs" != 0 ]; then
         BAD[$name]="${BAD[$name]:+${BAD[$name]}; }run $tag: $errs bad${note:+ ($note)}"
         failed=1
@@ -1127,10 +1159,11 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
             for name in "${active[@]}"; do
                 k="$name,$r"
                 [ -n "${R_RPS[$k]:-}" ] || continue
-                printf '  %-6s %-18s %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d\n' \
+                printf '  %-6s %-18s %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d%s\n' \
                     "$r" "$name" "${R_RPS[$k]}" "${R_P50[$k]}" "${R_P99[$k]}" \
                     "${R_CPU[$k]}" "${R_USR[$k]}" "${R_SYS[$k]}" \
-                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}"
+                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}" \
+                    "${R_REDIS[$k]:+  redis ${R_REDIS[$k]}/rpc}"
             done
         done
     fi
