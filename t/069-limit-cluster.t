@@ -34,6 +34,10 @@ our @ports = map {
     die "redis-cli --cluster create: $r->{out}$r->{err}" if $r->{status};
 }
 
+# redis-cli, with the password once the nodes have one (TEST 12)
+our @Auth;
+sub rcmd { my ($port, @args) = @_; return redis_cmd($port, @Auth, @args) }
+
 # bounded wait until f() is true
 sub wait_until {
     my ($what, $secs, $f) = @_;
@@ -49,7 +53,7 @@ sub wait_until {
 sub cluster_ok {
     my @p = @_ ? @_ : @ports;
     for my $p (@p) {
-        return 0 unless redis_cmd($p, 'CLUSTER', 'INFO')
+        return 0 unless rcmd($p, 'CLUSTER', 'INFO')
                         =~ /cluster_state:ok/;
     }
     return 1;
@@ -63,7 +67,7 @@ sub masters {
     my @m;
     for my $p (@ports) {
         next unless $Test::Nginx::Socket::Grpc::RedisServers{$p};
-        push @m, $p if redis_cmd($p, 'ROLE') =~ /^master/;
+        push @m, $p if rcmd($p, 'ROLE') =~ /^master/;
     }
     return @m;
 }
@@ -73,7 +77,7 @@ our @Owner;
 
 sub read_owners {
     @Owner = ();
-    my $out = redis_cmd((masters())[0], 'CLUSTER', 'NODES');
+    my $out = rcmd((masters())[0], 'CLUSTER', 'NODES');
     for my $line (split /\n/, $out) {
         my @f = split / /, $line;
         next unless $f[2] =~ /master/ && $f[2] !~ /fail/;
@@ -114,7 +118,7 @@ sub ckey { my ($name, $win, $v) = @_; return "grpc_guard:{$name:$win:$v}" }
 # the calls counted under a key, over every window
 sub counted {
     my ($port, $key) = @_;
-    my $out = redis_cmd($port, '-c', 'HVALS', $key);
+    my $out = rcmd($port, '-c', 'HVALS', $key);
     my $n = 0;
     $n += $_ for grep { /^\d+$/ } split /\n/, $out;
     return $n;
@@ -122,13 +126,13 @@ sub counted {
 
 sub evalsha_calls {
     my ($port) = @_;
-    my $out = redis_cmd($port, 'INFO', 'commandstats');
+    my $out = rcmd($port, 'INFO', 'commandstats');
     my $n = 0;
     $n += $1 while $out =~ /^cmdstat_eval(?:sha)?:calls=(\d+)/mg;
     return $n;
 }
 
-sub reset_stats { redis_cmd($_, 'CONFIG', 'RESETSTAT') for masters() }
+sub reset_stats { rcmd($_, 'CONFIG', 'RESETSTAT') for masters() }
 
 # a key value whose counter falls on master $port (and not in @not slots)
 sub value_on {
@@ -144,13 +148,13 @@ sub value_on {
     die "no value found for $port";
 }
 
-sub node_id { redis_cmd($_[0], 'CLUSTER', 'MYID') }
+sub node_id { rcmd($_[0], 'CLUSTER', 'MYID') }
 
 # the replica of master $port
 sub replica_of {
     my ($port) = @_;
     my $id = node_id($port);
-    for my $line (split /\n/, redis_cmd($port, 'CLUSTER', 'NODES')) {
+    for my $line (split /\n/, rcmd($port, 'CLUSTER', 'NODES')) {
         my @f = split / /, $line;
         return ($f[1] =~ /:(\d+)/)[0] if $f[3] eq $id && $f[2] =~ /slave/;
     }
@@ -159,7 +163,7 @@ sub replica_of {
 
 sub asking_calls {
     my ($port) = @_;
-    my $out = redis_cmd($port, 'INFO', 'commandstats');
+    my $out = rcmd($port, 'INFO', 'commandstats');
     return $out =~ /^cmdstat_asking:calls=(\d+)/m ? $1 : 0;
 }
 
@@ -245,12 +249,12 @@ qr/\[emerg\] .*"grpc_guard_redis" directive takes either an address or "cluster=
     }
 --- init
 my @m = masters();
-redis_cmd($_, 'FLUSHALL') for @m;
+rcmd($_, 'FLUSHALL') for @m;
 my @keys = map { "k$_" } 1 .. 150;
 my @r = lcalls(map { +{ metadata => [['x-key', $_]] } } @keys);
 is(join(' ', grep { $_ ne '0' } map { $_->{code} } @r), '',
    'every call passed');
-my @n = map { 0 + redis_cmd($_, 'DBSIZE') } @m;
+my @n = map { 0 + rcmd($_, 'DBSIZE') } @m;
 diag("counters per master: @n");
 is($n[0] + $n[1] + $n[2], 150, 'one counter per key');
 ok((!grep { $_ == 0 } @n), 'every master holds counters');
@@ -258,7 +262,7 @@ my ($min, $max) = (sort { $a <=> $b } @n)[0, -1];
 ok($max <= 2 * $min, "no master holds more than twice another ($max, $min)");
 my ($wrong, $seen) = (0, 0);
 for my $p (@m) {
-    for my $c (split /\n/, redis_cmd($p, 'KEYS', '*')) {
+    for my $c (split /\n/, rcmd($p, 'KEYS', '*')) {
         $seen++;
         $wrong++ unless owner(slot_of($c)) eq $p
                         && $c =~ /^grpc_guard:\{spread:60s:k\d+\}$/;
@@ -348,24 +352,24 @@ my $k2 = ckey('mig', '60s', $v2);
 my ($ida, $idb) = (node_id($a), node_id($b));
 is(kcodes($v1, 2), '0 0', 'two calls on the first master');
 reset_stats();
-is(redis_cmd($b, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $ida), 'OK',
+is(rcmd($b, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $ida), 'OK',
    'importing');
-is(redis_cmd($a, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $idb), 'OK',
+is(rcmd($a, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $idb), 'OK',
    'migrating');
 is(kcodes($v2, 1), '0', 'a new key of the migrating slot: passes');
 is(kcodes($v1, 1), '0', 'a key still on the first master: passes');
-is(redis_cmd($a, 'MIGRATE', '127.0.0.1', $b, $k1, 0, 5000), 'OK',
+is(rcmd($a, 'MIGRATE', '127.0.0.1', $b, $k1, 0, 5000), 'OK',
    'the counter migrated');
 is(kcodes($v1, 1), '0', 'the migrated key: passes');
 cmp_ok(asking_calls($b), '>=', 2, 'ASKING sent to the importing master');
 # a redirected command does not run: 3 calls, 3 runs
 is(evalsha_calls($a) + evalsha_calls($b), 3, 'one script run per call');
 for my $p (masters()) {
-    redis_cmd($p, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $idb);
+    rcmd($p, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $idb);
 }
 is(kcodes($v1, 2), '0 8', 'after the move (MOVED): the 5th passes, the 6th is refused');
 is(counted($b, $k1), 5, 'counted 5 times, on the new master');
-is(redis_cmd($a, 'CLUSTER', 'COUNTKEYSINSLOT', $slot), '0',
+is(rcmd($a, 'CLUSTER', 'COUNTKEYSINSLOT', $slot), '0',
    'nothing left on the old one');
 is(counted($b, $k2), 1, 'the new key counted on the new master');
 @Owner = ();
@@ -433,9 +437,9 @@ is(kcodes($va, 3), '0 0 0', 'calls on the first master');
 ok(wait_until('replicated', 10, sub { counted($r, $ka) == 3 }),
    'replicated');
 
-is(redis_cmd($r, 'CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER');
+is(rcmd($r, 'CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER');
 ok(wait_until('the replica is the master', 20, sub {
-       redis_cmd($r, 'ROLE') =~ /^master/ }), 'the replica took over');
+       rcmd($r, 'ROLE') =~ /^master/ }), 'the replica took over');
 is(kcodes($va, 3), '0 0 0', 'calls follow the new master at once (MOVED)');
 is(counted($r, $ka), 6, 'counted on the new master');
 
@@ -452,10 +456,57 @@ ok(wait_until('limiting resumes', 30, sub { kcodes($va, 1) eq '0' }),
    'limiting on those keys resumes by itself');
 diag(sprintf 'resumed %.1f s after the kill', time - $t);
 is(kcodes($va, 2), '0 0', 'and goes on');
-like(redis_cmd($a, 'ROLE'), qr/^master/, 'on the promoted replica');
+like(rcmd($a, 'ROLE'), qr/^master/, 'on the promoted replica');
 cmp_ok(counted($a, $ka), '>=', 8, 'counted there');
 @Owner = ();
+
+# the nodes that are left get a password, for the next blocks
+for my $p (grep { $Test::Nginx::Socket::Grpc::RedisServers{$_} } @ports) {
+    rcmd($p, 'CONFIG', 'SET', 'masterauth', 'cl-s3cret');
+    rcmd($p, 'CONFIG', 'SET', 'requirepass', 'cl-s3cret');
+}
+@Auth = ('-a', 'cl-s3cret', '--no-auth-warning');
 --- error_log eval
 [qr/\[error\] .*grpc guard: redis 127\.0\.0\.1:\d+ is unavailable/,
  qr/\[notice\] .*grpc guard: redis cluster slot map changed, 3 masters/]
 --- timeout: 90
+
+
+
+=== TEST 12: password= goes to every node; never logged
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER password=cl-s3cret
+                     timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=3r/m key=$http_x_key name=pw;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+read_owners();
+for my $p (masters()) {
+    my $v = value_on($p, 'pw', '60s', "p$p-");
+    is(kcodes($v, 4), '0 0 0 8', "master $p: 3 pass, the 4th is refused");
+    is(counted($p, ckey('pw', '60s', $v)), 3, "master $p: counted");
+}
+--- no_error_log
+cl-s3cret
+
+
+
+=== TEST 13: no password: the nodes refuse, the failure mode applies, the error log says why
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=3r/m key=$http_x_key name=nopw;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+sleep 0.3;
+is(kcodes('a', 2), '14 14', 'failure closed: 14');
+--- error_log eval
+[qr/\[error\] .*redis refused SCRIPT LOAD: NOAUTH/,
+ qr/\[error\] .*grpc guard: no redis cluster node could tell the slot map/]
