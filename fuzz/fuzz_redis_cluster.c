@@ -7,8 +7,10 @@
 /*
  * Redis Cluster replies: what a node sends to the limiter and the module
  * reads for routing (ngx_http_grpc_guard_redis_cluster.c).  The input is
- * RESP bytes, read by hiredis's redisReader (bounded as the module bounds
- * it); every complete reply goes through:
+ * RESP bytes, read by the module's reader (hiredis's redisReader with the
+ * module's bound on arrays: this file includes
+ * ngx_http_grpc_guard_redis.c, whose reader is private, and the target is
+ * linked without its object); every complete reply goes through:
  *
  *   - ngx_http_grpc_guard_cluster_parse_range, for each element of an
  *     array (a CLUSTER SLOTS range) and the array itself;
@@ -26,14 +28,7 @@
  */
 
 
-#include <ngx_config.h>
-#include <ngx_core.h>
-#include <ngx_http.h>
-
-#include <hiredis/hiredis.h>
-
-#include "ngx_http_grpc_guard_module.h"
-#include "ngx_http_grpc_guard_redis.h"
+#include "ngx_http_grpc_guard_redis.c"
 
 #include "ngx_fuzz_common.h"
 
@@ -81,15 +76,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ngx_fuzz_cluster_slot(input, size);
 
-    reader = redisReaderCreate();
+    reader = ngx_http_grpc_guard_redis_reader();
     if (reader == NULL) {
         abort();
     }
-
-#if (HIREDIS_MAJOR >= 1)
-    /* as the module bounds it: one element per slot at most */
-    reader->maxelements = 16384;
-#endif
 
     if (redisReaderFeed(reader, (const char *) input, size) == REDIS_OK) {
 
