@@ -688,31 +688,37 @@ core_busy() {
 clk_tck=$(getconf CLK_TCK)
 
 declare -A R_RPS R_P50 R_P99 R_CPU R_USR R_SYS R_CORE R_BE R_UTIL R_ERR R_NOTE
-declare -A R_REDIS
+declare -A R_RCMD R_RSCR R_RCPU R_RRUN
 
-# redis_stats NAME [reset]: with REDIS_STATS=PORT... in the scenario's vars
-# (its setup's Redis servers), the limiter's commands (EVALSHA, EVAL,
-# ASKING) summed over them from INFO commandstats, or the statistics reset;
-# prints nothing for a scenario without Redis.  REDIS_STATS_CA: TLS.
+# redis_stats NAME: "scripts commands cpu_s script_us" of the scenario's
+# private Redis (REDIS_PORT in its vars): EVALSHA + EVAL calls, all commands
+# processed (those the scripts run included), used_cpu_sys + used_cpu_user,
+# and the time spent running the scripts (commandstats usec); nothing when
+# the scenario has no Redis.
 redis_stats() {
-    local vars=$work/scen/$1/vars ports ca port sum=0 n cli
-    [ -f "$vars" ] || return 0
-    ports=$(sed -n 's/^REDIS_STATS=//p' "$vars")
-    ca=$(sed -n 's/^REDIS_STATS_CA=//p' "$vars")
+    local ports port ca out all="" tls=()
+    # the servers: REDIS_STATS (a cluster's nodes), else REDIS_PORT
+    ports=$(sed -n 's/^REDIS_STATS=//p' "$work/scen/$1/vars" 2> /dev/null \
+            | head -1 || true)
+    [ -n "$ports" ] || ports=$(sed -n 's/^REDIS_PORT=//p' \
+                                   "$work/scen/$1/vars" 2> /dev/null \
+                               | head -1 || true)
     [ -n "$ports" ] || return 0
+    # a TLS Redis (setup/redis_tls.sh) gives its CA
+    ca=$(sed -n 's/^REDIS_CA=//p' "$work/scen/$1/vars" | head -1 || true)
+    [ -z "$ca" ] || tls=(--tls --cacert "$ca")
     for port in $ports; do
-        cli=(redis-cli -h 127.0.0.1 -p "$port")
-        [ -z "$ca" ] || cli+=(--tls --cacert "$ca")
-        if [ "${2:-}" = reset ]; then
-            "${cli[@]}" config resetstat > /dev/null 2>&1 || true
-            continue
-        fi
-        n=$("${cli[@]}" info commandstats 2> /dev/null | tr -d '\r' | awk -F'[:=,]' '
-            $1 ~ /^cmdstat_(evalsha|eval|asking)$/ { s += $3 }
-            END { print s + 0 }')
-        sum=$(( sum + n ))
+        out=$(timeout 10 redis-cli -p "$port" "${tls[@]}" info all \
+              2> /dev/null || true)
+        grep -q '^total_commands_processed:' <<< "$out" || return 0
+        all+=$out$'\n'
     done
-    [ "${2:-}" = reset ] || echo "$sum"
+    # summed over the servers
+    tr -d '\r' <<< "$all" | awk -F'[:,=]' '
+        /^cmdstat_evalsha:/ || /^cmdstat_eval:/ { s += $3; u += $5 }
+        /^total_commands_processed:/ { t += $2 }
+        /^used_cpu_sys:/ || /^used_cpu_user:/ { c += $2 }
+        END { printf "%d %d %.6f %d\n", s, t, c, u }'
 }
 
 # load_run NAME N TAG: one h2load run; results in R_*[NAME,TAG].
@@ -723,7 +729,8 @@ load_run() {
     local c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0 cmd
     client_cmd "$name" "$conns" "$streams" "$n"
 
-    redis_stats "$name" reset
+    local r0 r1
+    r0=$(redis_stats "$name")
     b0=$(backend_count)
     e0=$(proc_cpu "$backend_pid")
     c0=$(proc_cpu "$worker_pid")
@@ -741,6 +748,7 @@ load_run() {
     c1=$(proc_cpu "$worker_pid")
     e1=$(proc_cpu "$backend_pid")
     b1=$(backend_count)
+    r1=$(redis_stats "$name")
 
     local rps done_ ok bad2xx errs p50 p99 badlog up note=""
     rps=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$txt")
@@ -789,11 +797,15 @@ load_run() {
     R_BE[$key]=$(calc '%.2f' "(${e1% *} + ${e1#* } - ${e0% *} - ${e0#* }) * 1000000 / $clk_tck / $n")
     R_ERR[$key]=$errs
     R_NOTE[$key]=$note
-    # the limiter's Redis commands per RPC, summed over the nodes
-    local rcmd
-    rcmd=$(redis_stats "$name")
-    R_REDIS[$key]=${rcmd:+$(calc '%.3f' "$rcmd / $n")}
-    [ -z "$rcmd" ] || note="${note:+$note; }redis ${R_REDIS[$key]}/rpc"
+    if [ -n "$r0" ] && [ -n "$r1" ]; then
+        # Redis: scripts run and commands processed per call, CPU per call
+        read -r R_RSCR[$key] R_RCMD[$key] R_RCPU[$key] R_RRUN[$key] < <(awk \
+            -v a="$r0" -v b="$r1" -v n="$n" 'BEGIN {
+                split(a, x, " "); split(b, y, " ")
+                printf "%.4f %.3f %.3f %.3f\n", (y[1] - x[1]) / n,
+                    (y[2] - x[2]) / n, (y[3] - x[3]) * 1000000 / n,
+                    (y[4] - x[4]) / n }')
+    fi
     if [ "$errs" != 0 ]; then
         BAD[$name]="${BAD[$name]:+${BAD[$name]}; }run $tag: $errs bad${note:+ ($note)}"
         failed=1
@@ -802,6 +814,11 @@ load_run() {
         "$tag" "$name" "$rps" "$p99" "${R_CPU[$key]}" \
         "${R_USR[$key]}" "${R_SYS[$key]}" "${R_CORE[$key]}" "${R_BE[$key]}" \
         "${R_UTIL[$key]}" "$errs" "${note:+  [$note]}"
+    if [ -n "${R_RSCR[$key]:-}" ]; then
+        printf '         redis: %s scripts/call, %s commands/call, %s us cpu/call, %s us in scripts/call\n' \
+            "${R_RSCR[$key]}" "${R_RCMD[$key]}" "${R_RCPU[$key]}" \
+            "${R_RRUN[$key]}"
+    fi
 }
 
 # fit_budget: on a slow (busy) machine, lowers the requests per run so that
@@ -1084,6 +1101,40 @@ verify_report() {
     done
 }
 
+# redis_report: what the scenarios with a private Redis cost it per call
+# (medians over the measured rounds).
+redis_report() {
+    local name r k hdr=0 scr=() cmd=() cpu=() run=()
+    [ "$callgrind" != only ] || return 0
+    for name in "${active[@]}"; do
+        scr=(); cmd=(); cpu=(); run=()
+        for r in $(seq 1 "$rounds"); do
+            k="$name,r$r"
+            [ -n "${R_RSCR[$k]:-}" ] || continue
+            scr+=("${R_RSCR[$k]}"); cmd+=("${R_RCMD[$k]}")
+            cpu+=("${R_RCPU[$k]}"); run+=("${R_RRUN[$k]}")
+        done
+        [ "${#scr[@]}" -gt 0 ] || continue
+        if [ "$hdr" = 0 ]; then
+            echo
+            echo "redis (INFO deltas around each run, medians): scripts/call =" \
+                 "EVALSHA + EVAL per call; cmds/call = all commands processed" \
+                 "(the scripts' own included); cpu_us = used_cpu_sys + user per call" \
+                 "(includes Redis's idle background, ~2.7 ms/s here); script_us =" \
+                 "time in the scripts per call (commandstats usec)"
+            printf '%-18s %12s %10s %10s %10s\n' scenario scripts/call \
+                cmds/call cpu_us script_us
+            hdr=1
+        fi
+        M[$name,RSCR]=$(median "${scr[@]}")
+        M[$name,RCMD]=$(median "${cmd[@]}")
+        M[$name,RCPU]=$(median "${cpu[@]}")
+        M[$name,RRUN]=$(median "${run[@]}")
+        printf '%-18s %12s %10s %10s %10s\n' "$name" "${M[$name,RSCR]}" \
+            "${M[$name,RCMD]}" "${M[$name,RCPU]}" "${M[$name,RRUN]}"
+    done
+}
+
 txt=$out/results.txt
 json=$out/results.json
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo none)
@@ -1131,6 +1182,7 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
                 "$(ratio "${M[$name,IR]}" "${M[$base,IR]}")" "$base"
         done
     fi
+    redis_report
     for name in "${active[@]}"; do
         if [ -n "${S_VERIFY[$name]:-}" ]; then
             verify_report
@@ -1159,11 +1211,10 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
             for name in "${active[@]}"; do
                 k="$name,$r"
                 [ -n "${R_RPS[$k]:-}" ] || continue
-                printf '  %-6s %-18s %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d%s\n' \
+                printf '  %-6s %-18s %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d\n' \
                     "$r" "$name" "${R_RPS[$k]}" "${R_P50[$k]}" "${R_P99[$k]}" \
                     "${R_CPU[$k]}" "${R_USR[$k]}" "${R_SYS[$k]}" \
-                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}" \
-                    "${R_REDIS[$k]:+  redis ${R_REDIS[$k]}/rpc}"
+                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}"
             done
         done
     fi
@@ -1240,6 +1291,11 @@ jnum() {
                 "$(jnum "${M[$name,CPU,ratio]}")" "$(jnum "${M[$name,CORE,ratio]}")" \
                 "$(jnum "${M[$name,CPU,delta]}")"
             printf '      "errors": %s,\n' "${M[$name,ERR]}"
+            if [ -n "${M[$name,RSCR]:-}" ]; then
+                printf '      "redis_scripts_per_call": %s, "redis_commands_per_call": %s, "redis_cpu_us_per_call": %s, "redis_script_us_per_call": %s,\n' \
+                    "$(jnum "${M[$name,RSCR]}")" "$(jnum "${M[$name,RCMD]}")" \
+                    "$(jnum "${M[$name,RCPU]}")" "$(jnum "${M[$name,RRUN]}")"
+            fi
             printf '      "runs": ['
             rsep=""
             for r in warmup $(seq 1 "$rounds" | sed 's/^/r/'); do

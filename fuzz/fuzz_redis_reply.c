@@ -8,8 +8,11 @@
  * Redis replies: the bytes a Redis server sends, read by the module's
  * read handler (ngx_http_grpc_guard_redis_read_handler: hiredis's
  * redisReader, then the dispatch to the pending commands, the handshake
- * replies, the NOSCRIPT retry, the close on a protocol error), and each
- * reply to a limiter call interpreted by ngx_http_grpc_guard_limit_parse.
+ * replies, the reply of a batch of checks split into the checks'
+ * results (ngx_http_grpc_guard_redis_batch_reply: an error for all, the
+ * NOSCRIPT retry, an array of the wrong size), the close on a protocol
+ * error), and each check's result interpreted by
+ * ngx_http_grpc_guard_limit_parse.
  *
  * The connection, command and limiter types are private to redis.c and
  * limit.c: this file includes both sources (and the target is linked
@@ -17,9 +20,10 @@
  *
  * Input: 3 bytes of setup, then what Redis sends:
  *   [0] bit 0: AUTH, bit 1: SELECT, bit 2: SCRIPT LOAD are pending
- *       before the calls (the handshake); bits 3-5: 1 to 8 calls;
- *       bit 6: the second call was cancelled; bit 7: the server closes
- *       the connection after the bytes (else they simply stop)
+ *       before the calls (the handshake); bits 3-5: 1 to 8 calls, sent
+ *       in one batch (a script call); bit 6: the second call was
+ *       cancelled; bit 7: the server closes the connection after the
+ *       bytes (else they simply stop)
  *   [1] bytes handed over per recv(): 1 to 255, 0: up to 16384
  *   [2] limits of the calls: 1 to 16
  *
@@ -59,6 +63,7 @@ static void ngx_fuzz_redis_handler(void *data, void *reply);
 
 
 static ngx_str_t  ngx_fuzz_redis_argv[] = {
+    ngx_string("1"),
     ngx_string("grpc_guard:{limit}:calls:alice"),
     ngx_string("100"),
     ngx_string("1000")
@@ -99,7 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_http_request_t                *r;
     ngx_fuzz_redis_call_t             *calls;
     ngx_http_grpc_guard_redis_t       *rd;
-    ngx_http_grpc_guard_redis_cmd_t   *cmd;
+    ngx_http_grpc_guard_redis_cmd_t   *cmd, *batch;
     ngx_http_grpc_guard_redis_conn_t  *conn;
     ngx_http_grpc_guard_main_conf_t   *gmcf;
 
@@ -170,6 +175,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     conn->peer.connection = c;
     conn->peer.name = &rd->name;
     ngx_queue_init(&conn->pending);
+    ngx_queue_init(&conn->waiting);
 
     /* as ngx_http_grpc_guard_redis_connect() makes it */
     conn->reader = ngx_http_grpc_guard_redis_reader();
@@ -210,12 +216,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    /* the calls, sent in one batch, as ngx_http_grpc_guard_redis_flush() */
+
+    batch = ngx_http_grpc_guard_redis_queue(conn,
+                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH);
+    if (batch == NULL) {
+        abort();
+    }
+
+    ngx_queue_init(&batch->checks);
+    conn->nbatches++;
+
     for (i = 0; i < ncalls; i++) {
-        cmd = ngx_http_grpc_guard_redis_queue(conn,
+        cmd = ngx_http_grpc_guard_redis_alloc_cmd(conn,
                                            NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
         if (cmd == NULL) {
             abort();
         }
+
+        ngx_queue_insert_tail(&batch->checks, &cmd->queue);
+        batch->nchecks++;
 
         calls[i].lctx.request = r;
         calls[i].lctx.n = (data[2] % 16) + 1;
@@ -231,7 +251,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         cmd->handler = ngx_fuzz_redis_handler;
         cmd->data = &calls[i];
-        cmd->argc = 3;
+        cmd->argc = 4;
         cmd->argv = ngx_fuzz_redis_argv;
     }
 
@@ -280,11 +300,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         ngx_fuzz_assert(pending == conn->npending);
-        ngx_fuzz_assert(pending <= handshake + ncalls);
+        ngx_fuzz_assert(pending <= handshake + 1);
+        ngx_fuzz_assert(conn->nbatches <= 1);
 
-        /* a command retried after NOSCRIPT is pending again */
+        /* a batch retried after NOSCRIPT is pending again, unanswered */
 
-        ngx_fuzz_assert(answered + pending <= handshake + ncalls);
+        ngx_fuzz_assert(conn->nbatches == 0 || answered == 0);
 
         ngx_http_grpc_guard_redis_close(conn, 0);
 

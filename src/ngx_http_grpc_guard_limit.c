@@ -27,7 +27,9 @@
  * the Redis clock); a call is estimated as the previous window's count
  * weighted by how much of it still overlaps the sliding window, plus
  * the current window's count.  One script checks every limit of a call
- * and counts the call against all of them only when all of them pass.
+ * and counts the call against all of them only when all of them pass
+ * (ngx_http_grpc_guard_limit_script.c); the Redis client sends the
+ * checks of the calls waiting on a connection in one script call.
  *
  * A shared zone remembers, per key, until when Redis said it is over
  * its limit (later calls are refused without asking Redis), and holds
@@ -94,6 +96,9 @@ struct ngx_http_grpc_guard_limit_ctx_s {
     ngx_uint_t                        index;    /* the limit over it */
     ngx_msec_t                        wait;
     ngx_int_t                         remaining;
+
+    /* Redis Cluster: the limits whose master failed; 0: all of them */
+    uint32_t                          failed;
 
     unsigned                          cached:1;
     unsigned                          cleanup:1;
@@ -184,52 +189,6 @@ static ngx_int_t ngx_http_grpc_guard_limit_parse_rate(ngx_str_t *value,
     ngx_http_grpc_guard_limit_t *limit);
 static ngx_int_t ngx_http_grpc_guard_limit_quote(ngx_pool_t *pool,
     ngx_str_t *name, ngx_str_t *quoted);
-
-
-/*
- * KEYS[i]: the hash of limit i; ARGV[2i-1], ARGV[2i]: its rate and
- * window in ms.  Fields are window numbers.  The reply is {allowed,
- * the limit over it (1-based), remaining calls, wait in ms}.  The wait
- * is exact as long as no other call is admitted meanwhile, and none is:
- * until then every call of that key is over the limit.
- */
-
-static ngx_str_t  ngx_http_grpc_guard_limit_script = ngx_string(
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local rem, wait, worst = -1, 0, 0\n"
-    "local cw = {}\n"
-    "for i = 1, #KEYS do\n"
-    "  local lim = tonumber(ARGV[2 * i - 1])\n"
-    "  local win = tonumber(ARGV[2 * i])\n"
-    "  local w = math.floor(now / win)\n"
-    "  local v = redis.call('HMGET', KEYS[i], w, w - 1)\n"
-    "  local cur = tonumber(v[1]) or 0\n"
-    "  local prev = tonumber(v[2]) or 0\n"
-    "  local e = now - w * win\n"
-    "  local est = prev * (win - e) / win + cur\n"
-    "  if est + 1 > lim then\n"
-    "    local d\n"
-    "    if cur + 1 > lim then\n"
-    "      d = win - e + math.ceil(win * (1 - (lim - 1) / cur))\n"
-    "    else\n"
-    "      d = math.ceil(win * (1 - (lim - 1 - cur) / prev)) - e\n"
-    "    end\n"
-    "    if d < 1 then d = 1 end\n"
-    "    if d > wait then wait = d; worst = i end\n"
-    "  else\n"
-    "    local r = math.floor(lim - est - 1)\n"
-    "    if rem < 0 or r < rem then rem = r end\n"
-    "  end\n"
-    "  cw[i] = w\n"
-    "end\n"
-    "if worst > 0 then return {0, worst, 0, wait} end\n"
-    "for i = 1, #KEYS do\n"
-    "  redis.call('HINCRBY', KEYS[i], cw[i], 1)\n"
-    "  redis.call('HDEL', KEYS[i], cw[i] - 2)\n"
-    "  redis.call('PEXPIRE', KEYS[i], 2 * tonumber(ARGV[2 * i]))\n"
-    "end\n"
-    "return {1, 0, rem, 0}\n");
 
 
 static ngx_str_t  ngx_http_grpc_guard_limit_zone_name =
@@ -526,32 +485,18 @@ static ngx_int_t
 ngx_http_grpc_guard_limit_argv(ngx_http_request_t *r,
     ngx_http_grpc_guard_limit_ctx_t *lctx)
 {
-    u_char      *p;
-    ngx_str_t   *argv;
-    ngx_uint_t   i, n;
+    ngx_uint_t  i;
 
-    n = lctx->n;
-
-    argv = ngx_palloc(r->pool, (1 + 3 * n) * sizeof(ngx_str_t)
-                               + NGX_INT_T_LEN);
-    if (argv == NULL) {
+    lctx->argv = ngx_http_grpc_guard_limit_script_args(r->pool, lctx->n);
+    if (lctx->argv == NULL) {
         return NGX_ERROR;
     }
 
-    /* numkeys, the keys, then the rate and window of each limit */
-
-    p = (u_char *) &argv[1 + 3 * n];
-
-    argv[0].data = p;
-    argv[0].len = ngx_sprintf(p, "%ui", n) - p;
-
-    for (i = 0; i < n; i++) {
-        argv[1 + i] = lctx->keys[i];
-        argv[1 + n + 2 * i] = lctx->limits[i]->rate_arg;
-        argv[2 + n + 2 * i] = lctx->limits[i]->window_arg;
+    for (i = 0; i < lctx->n; i++) {
+        ngx_http_grpc_guard_limit_script_limit(lctx->argv, i, &lctx->keys[i],
+                                               &lctx->limits[i]->rate_arg,
+                                               &lctx->limits[i]->window_arg);
     }
-
-    lctx->argv = argv;
 
     return NGX_OK;
 }
@@ -590,12 +535,31 @@ static void
 ngx_http_grpc_guard_limit_parse(ngx_http_grpc_guard_limit_ctx_t *lctx,
     redisReply *reply)
 {
-    ngx_uint_t                        i;
-    redisReply                      **e;
     ngx_http_request_t               *r;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     r = lctx->request;
+
+    lctx->failed = 0;
+
+    if (reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->integer > 0
+        && reply->element[1]->integer < ((long long) 1 << lctx->n) - 1)
+    {
+        /*
+         * Redis Cluster: the masters of some limits allowed the call
+         * (the calls remaining), the others failed (the limits in the
+         * bit mask): the failure mode applies to those limits only
+         */
+
+        lctx->remaining = (ngx_int_t) reply->element[0]->integer;
+        lctx->failed = (uint32_t) reply->element[1]->integer;
+
+        goto failed;
+    }
 
     if (reply->type == REDIS_REPLY_ERROR) {
 
@@ -617,41 +581,23 @@ ngx_http_grpc_guard_limit_parse(ngx_http_grpc_guard_limit_ctx_t *lctx,
         goto failed;
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) {
-        goto invalid;
-    }
-
-    e = reply->element;
-
-    for (i = 0; i < 4; i++) {
-        if (e[i]->type != REDIS_REPLY_INTEGER) {
-            goto invalid;
-        }
-    }
-
-    if (e[0]->integer == 1) {
-        lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED;
-        lctx->remaining = e[2]->integer < 0 ? 0 : (ngx_int_t) e[2]->integer;
-        return;
-    }
-
-    if (e[0]->integer != 0
-        || e[1]->integer < 1
-        || (ngx_uint_t) e[1]->integer > lctx->n
-        || e[3]->integer < 1
-        || e[3]->integer > 2 * 3600 * 1000)
+    switch (ngx_http_grpc_guard_limit_script_result(reply, lctx->n,
+                                                    &lctx->remaining,
+                                                    &lctx->index,
+                                                    &lctx->wait))
     {
-        goto invalid;
+    case NGX_OK:
+        lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED;
+        return;
+
+    case NGX_DECLINED:
+        lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_REFUSED;
+        lctx->remaining = 0;
+        return;
+
+    default:
+        break;
     }
-
-    lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_REFUSED;
-    lctx->index = (ngx_uint_t) e[1]->integer - 1;
-    lctx->wait = (ngx_msec_t) e[3]->integer;
-    lctx->remaining = 0;
-
-    return;
-
-invalid:
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "grpc guard: redis limiter script sent an invalid reply");
@@ -1025,13 +971,19 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
     tp = ngx_timeofday();
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
+    /* with Redis Cluster, only the limits whose master failed */
+
     lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED;
-    lctx->remaining = -1;
+    lctx->remaining = lctx->failed ? lctx->remaining : -1;
     lctx->wait = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     for (i = 0; i < lctx->n; i++) {
+
+        if (lctx->failed && !(lctx->failed & (1 << i))) {
+            continue;
+        }
 
         lr = ngx_http_grpc_guard_limit_lookup(zone, &lctx->keys[i], 1);
 
@@ -1084,6 +1036,11 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
         /* looked up again: a node may have been expired meanwhile */
 
         for (i = 0; i < lctx->n; i++) {
+
+            if (lctx->failed && !(lctx->failed & (1 << i))) {
+                continue;
+            }
+
             lr = ngx_http_grpc_guard_limit_lookup(zone, &lctx->keys[i], 0);
 
             if (lr && lr->window == now / lctx->limits[i]->window) {

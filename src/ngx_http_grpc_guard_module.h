@@ -586,6 +586,23 @@ ngx_int_t ngx_http_grpc_guard_limit_init_main(ngx_conf_t *cf,
 char *ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
+/* ngx_http_grpc_guard_limit_script.c: the limiter's script in Redis */
+
+/*
+ * A refused check's result: -(wait in ms * 32 + the limit over it,
+ * 1-based); at most 16 limits a call
+ */
+#define NGX_HTTP_GRPC_GUARD_LIMIT_SCRIPT_SHIFT  32
+
+extern ngx_str_t  ngx_http_grpc_guard_limit_script;
+
+ngx_str_t *ngx_http_grpc_guard_limit_script_args(ngx_pool_t *pool,
+    ngx_uint_t n);
+void ngx_http_grpc_guard_limit_script_limit(ngx_str_t *argv, ngx_uint_t i,
+    ngx_str_t *key, ngx_str_t *rate, ngx_str_t *window);
+ngx_int_t ngx_http_grpc_guard_limit_script_result(void *reply, ngx_uint_t n,
+    ngx_int_t *remaining, ngx_uint_t *index, ngx_msec_t *wait);
+
 /* ngx_http_grpc_guard_redis.c: the Redis client */
 
 char *ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf,

@@ -47,8 +47,8 @@
 
 
 /*
- * elements of a reply array: the limiter script sends 4, CLUSTER SLOTS
- * one for each range of slots, at most one for each slot
+ * elements of a reply array: a batch's reply has one per check, CLUSTER
+ * SLOTS one for each range of slots, at most one for each slot
  */
 #define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  16384
 
@@ -65,20 +65,11 @@ static ngx_int_t ngx_http_grpc_guard_redis_handshake(
     ngx_http_grpc_guard_redis_conn_t *conn);
 static ngx_http_grpc_guard_redis_conn_t *ngx_http_grpc_guard_redis_pick(
     ngx_http_grpc_guard_redis_t *rd);
-static ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_send_call(
-    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, ngx_str_t *argv,
-    ngx_uint_t asking, ngx_http_grpc_guard_redis_handler_pt handler,
-    void *data);
 static ngx_int_t ngx_http_grpc_guard_redis_append(
     ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t argc,
     const char **argv, size_t *argvlen);
-static ngx_int_t ngx_http_grpc_guard_redis_append_call(
-    ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t argc, ngx_str_t *argv,
-    ngx_uint_t eval);
 static ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_queue(
     ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t type);
-static void ngx_http_grpc_guard_redis_free_cmd(
-    ngx_http_grpc_guard_redis_t *rd, ngx_http_grpc_guard_redis_cmd_t *cmd);
 static ngx_int_t ngx_http_grpc_guard_redis_test_connect(ngx_connection_t *c);
 static void ngx_http_grpc_guard_redis_connected(
     ngx_http_grpc_guard_redis_conn_t *conn);
@@ -115,6 +106,7 @@ static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
     ngx_string("SCRIPT LOAD"),
     ngx_string("ROLE"),
     ngx_string("PING"),
+    ngx_string("EVALSHA"),
     ngx_string("CLUSTER")
 };
 
@@ -214,6 +206,7 @@ ngx_http_grpc_guard_redis_init_conn(ngx_http_grpc_guard_redis_conn_t *conn,
     conn->redis = rd;
     conn->kind = kind;
     ngx_queue_init(&conn->pending);
+    ngx_queue_init(&conn->waiting);
 
     if (kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA) {
         conn->name = &rd->name;
@@ -312,11 +305,24 @@ ngx_http_grpc_guard_redis_drop(ngx_http_grpc_guard_redis_conn_t *conn)
 
     /* the process exits: nobody is told about the pending commands */
 
+    if (!ngx_queue_empty(&conn->waiting)) {
+        ngx_queue_add(&conn->pending, &conn->waiting);
+        ngx_queue_init(&conn->waiting);
+    }
+
+    conn->nwaiting = 0;
+
     while (!ngx_queue_empty(&conn->pending)) {
         q = ngx_queue_head(&conn->pending);
         ngx_queue_remove(q);
 
         cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
+
+        if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH
+            && !ngx_queue_empty(&cmd->checks))
+        {
+            ngx_queue_add(&conn->pending, &cmd->checks);
+        }
 
         if (cmd->timer.timer_set) {
             ngx_del_timer(&cmd->timer);
@@ -339,41 +345,28 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
     ngx_uint_t argc, ngx_str_t *argv,
     ngx_http_grpc_guard_redis_handler_pt handler, void *data)
 {
+    size_t                             size;
+    ngx_uint_t                         i;
+    ngx_http_grpc_guard_redis_cmd_t   *cmd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    /*
+     * a check: it waits on a connection until the next batch carries
+     * it, at once when no batch is in flight there (the write is
+     * posted: the checks of one event loop iteration go together)
+     */
+
     if (rd->cluster && !rd->node) {
 
-        /* one call on each master that has some of the keys */
+        /* one check on each master that has some of the keys */
 
         return ngx_http_grpc_guard_cluster_eval(rd, argc, argv, handler,
                                                 data);
     }
 
-    return ngx_http_grpc_guard_redis_send_call(rd, argc, argv, 0, handler,
-                                               data);
-}
-
-
-ngx_http_grpc_guard_redis_cmd_t *
-ngx_http_grpc_guard_redis_node_eval(ngx_http_grpc_guard_redis_t *rd,
-    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
-    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
-{
-    return ngx_http_grpc_guard_redis_send_call(rd, argc, argv, asking,
-                                               handler, data);
-}
-
-
-static ngx_http_grpc_guard_redis_cmd_t *
-ngx_http_grpc_guard_redis_send_call(ngx_http_grpc_guard_redis_t *rd,
-    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
-    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
-{
-    size_t                             len;
-    const char                        *word;
-    ngx_http_grpc_guard_redis_cmd_t   *cmd;
-    ngx_http_grpc_guard_redis_conn_t  *conn;
-
-    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL) {
-
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL
+        || argc > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS)
+    {
         /* with Sentinel: no master known yet, or any more */
 
         return NULL;
@@ -384,60 +377,100 @@ ngx_http_grpc_guard_redis_send_call(ngx_http_grpc_guard_redis_t *rd,
         return NULL;
     }
 
-    if (asking) {
-
-        /*
-         * Redis Cluster, a slot being moved: ASKING lets the next
-         * command of this connection use the slot; its reply is dropped
-         */
-
-        cmd = ngx_http_grpc_guard_redis_queue(conn,
-                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
-        if (cmd == NULL) {
-            return NULL;
-        }
-
-        word = "ASKING";
-        len = 6;
-
-        if (ngx_http_grpc_guard_redis_append(conn, 1, &word, &len)
-            != NGX_OK)
-        {
-            ngx_queue_remove(&cmd->queue);
-            conn->npending--;
-            ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
-            return NULL;
-        }
-
-        cmd->start = ngx_http_grpc_guard_metrics_now();
-    }
-
-    /* queued first: bytes in the buffer always have their command */
-
-    cmd = ngx_http_grpc_guard_redis_queue(conn,
-                                          NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
+    cmd = ngx_http_grpc_guard_redis_alloc_cmd(conn,
+                                           NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL);
     if (cmd == NULL) {
         return NULL;
     }
 
-    if (ngx_http_grpc_guard_redis_append_call(conn, argc, argv, 0)
-        != NGX_OK)
-    {
-        ngx_queue_remove(&cmd->queue);
-        conn->npending--;
-        ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
-        return NULL;
+    /* "$" length CRLF data CRLF for each argument */
+
+    size = 0;
+
+    for (i = 0; i < argc; i++) {
+        size += argv[i].len + 1 + NGX_SIZE_T_LEN + 4;
     }
 
     cmd->handler = handler;
     cmd->data = data;
     cmd->argc = argc;
     cmd->argv = argv;
+    cmd->size = size;
+    cmd->waiting = 1;
     cmd->start = ngx_http_grpc_guard_metrics_now();
+
+    ngx_queue_insert_tail(&conn->waiting, &cmd->queue);
+    conn->nwaiting++;
 
     ngx_add_timer(&cmd->timer, rd->timeout);
 
-    ngx_http_grpc_guard_redis_post_write(conn);
+    if (conn->nbatches == 0
+        || conn->nwaiting >= NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS)
+    {
+        ngx_http_grpc_guard_redis_post_write(conn);
+    }
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_node_eval(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    size_t                             len[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
+    ngx_uint_t                         i;
+    const char                        *args[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
+    ngx_http_grpc_guard_redis_cmd_t   *cmd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    /*
+     * Redis Cluster: a check alone, "EVAL script numkeys ...", outside
+     * the batches, with its keys declared so that Redis redirects it;
+     * after -ASK, ASKING first, whose reply is dropped.  EVAL, not
+     * EVALSHA: rare, and never NOSCRIPT
+     */
+
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL
+        || argc + 2 > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS)
+    {
+        return NULL;
+    }
+
+    conn = ngx_http_grpc_guard_redis_pick(rd);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    if (asking) {
+        args[0] = "ASKING";
+        len[0] = 6;
+
+        cmd = ngx_http_grpc_guard_redis_command(conn, 1, args, len, NULL,
+                                                NULL);
+        if (cmd == NULL) {
+            return NULL;
+        }
+
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
+
+    args[0] = "EVAL";
+    len[0] = 4;
+    args[1] = (const char *) rd->script.data;
+    len[1] = rd->script.len;
+
+    for (i = 0; i < argc; i++) {
+        args[i + 2] = (const char *) argv[i].data;
+        len[i + 2] = argv[i].len;
+    }
+
+    cmd = ngx_http_grpc_guard_redis_command(conn, argc + 2, args, len,
+                                            handler, data);
+    if (cmd) {
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
 
     return cmd;
 }
@@ -448,6 +481,7 @@ ngx_http_grpc_guard_redis_node_command(ngx_http_grpc_guard_redis_t *rd,
     ngx_uint_t argc, const char **argv, size_t *argvlen,
     ngx_http_grpc_guard_redis_handler_pt handler, void *data)
 {
+    ngx_http_grpc_guard_redis_cmd_t   *cmd;
     ngx_http_grpc_guard_redis_conn_t  *conn;
 
     /* a command on a data connection, e.g. CLUSTER SLOTS */
@@ -461,8 +495,13 @@ ngx_http_grpc_guard_redis_node_command(ngx_http_grpc_guard_redis_t *rd,
         return NULL;
     }
 
-    return ngx_http_grpc_guard_redis_command(conn, argc, argv, argvlen,
-                                             handler, data);
+    cmd = ngx_http_grpc_guard_redis_command(conn, argc, argv, argvlen,
+                                            handler, data);
+    if (cmd) {
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
+
+    return cmd;
 }
 
 
@@ -507,6 +546,16 @@ ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd)
         return;
     }
 
+    if (cmd->waiting) {
+
+        /* not sent: it never will be */
+
+        ngx_queue_remove(&cmd->queue);
+        cmd->conn->nwaiting--;
+        ngx_http_grpc_guard_redis_free_cmd(cmd->conn->redis, cmd);
+        return;
+    }
+
     /* the reply, when it comes, is read and dropped */
 
     cmd->handler = NULL;
@@ -523,9 +572,15 @@ static ngx_http_grpc_guard_redis_conn_t *
 ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
 {
     ngx_uint_t                         i;
-    ngx_http_grpc_guard_redis_conn_t  *conn, *best, *down, *opening;
+    ngx_http_grpc_guard_redis_conn_t  *conn, *best, *busy, *down, *opening;
 
-    best = NULL;
+    /*
+     * the first working connection that has less than a batch waiting:
+     * the calls queue on one connection and go out together; another
+     * connection is used only while every one is that far behind
+     */
+
+    busy = NULL;
     down = NULL;
     opening = NULL;
 
@@ -535,10 +590,14 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
         switch (conn->state) {
 
         case NGX_HTTP_GRPC_GUARD_REDIS_READY:
-            if (conn->npending < NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING
-                && (best == NULL || conn->npending < best->npending))
+            if (conn->nwaiting < NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS) {
+                return conn;
+            }
+
+            if (conn->nwaiting < NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING
+                && (busy == NULL || conn->nwaiting < busy->nwaiting))
             {
-                best = conn;
+                busy = conn;
             }
 
             break;
@@ -557,6 +616,8 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
         }
     }
 
+    best = busy;
+
     if (rd->open) {
 
         /*
@@ -569,9 +630,9 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
 
     if (best) {
 
-        if (best->npending && down && opening == NULL) {
+        if (down && opening == NULL) {
 
-            /* busy: one more connection, for the calls to come */
+            /* behind: one more connection, for the calls to come */
 
             (void) ngx_http_grpc_guard_redis_connect(down);
         }
@@ -580,7 +641,7 @@ ngx_http_grpc_guard_redis_pick(ngx_http_grpc_guard_redis_t *rd)
     }
 
     if (opening) {
-        return opening->npending < NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING
+        return opening->nwaiting < NGX_HTTP_GRPC_GUARD_REDIS_MAX_PENDING
                ? opening : NULL;
     }
 
@@ -827,108 +888,20 @@ ngx_http_grpc_guard_redis_handshake(ngx_http_grpc_guard_redis_conn_t *conn)
 
 
 static ngx_int_t
-ngx_http_grpc_guard_redis_append_call(ngx_http_grpc_guard_redis_conn_t *conn,
-    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t eval)
-{
-    size_t                        argvlen[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
-    ngx_uint_t                    i;
-    const char                   *args[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
-    ngx_http_grpc_guard_redis_t  *rd;
-
-    rd = conn->redis;
-
-    if (argc + 2 > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS) {
-        return NGX_ERROR;
-    }
-
-    if (eval) {
-        args[0] = "EVAL";
-        argvlen[0] = 4;
-        args[1] = (const char *) rd->script.data;
-        argvlen[1] = rd->script.len;
-
-    } else {
-        args[0] = "EVALSHA";
-        argvlen[0] = 7;
-        args[1] = (const char *) rd->sha1;
-        argvlen[1] = 40;
-    }
-
-    for (i = 0; i < argc; i++) {
-        args[i + 2] = (const char *) argv[i].data;
-        argvlen[i + 2] = argv[i].len;
-    }
-
-    return ngx_http_grpc_guard_redis_append(conn, argc + 2, args, argvlen);
-}
-
-
-static ngx_int_t
 ngx_http_grpc_guard_redis_append(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t argc, const char **argv, size_t *argvlen)
 {
-    int      len;
-    char    *cmd;
-    size_t   size, used;
-    u_char  *p;
+    int    len;
+    char  *cmd;
 
     len = redisFormatCommandArgv(&cmd, (int) argc, argv, argvlen);
     if (len < 0) {
         return NGX_ERROR;
     }
 
-    if (conn->start == NULL
-        || (size_t) (conn->end - conn->last) < (size_t) len)
-    {
-        /* move what is left to send to the front, or grow the buffer */
-
-        used = conn->start ? (size_t) (conn->last - conn->pos) : 0;
-
-        if (conn->start && conn->pos != conn->start) {
-
-            if (used) {
-                ngx_memmove(conn->start, conn->pos, used);
-            }
-
-            conn->pos = conn->start;
-            conn->last = conn->start + used;
-        }
-
-        if (conn->start == NULL
-            || (size_t) (conn->end - conn->last) < (size_t) len)
-        {
-            size = conn->start ? (size_t) (conn->end - conn->start) : 4096;
-
-            while (size - used < (size_t) len) {
-                size *= 2;
-            }
-
-            if (size > NGX_HTTP_GRPC_GUARD_REDIS_MAX_OUTPUT) {
-                ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
-                              "redis output buffer is full");
-                redisFreeCommand(cmd);
-                return NGX_ERROR;
-            }
-
-            p = ngx_alloc(size, &conn->log);
-            if (p == NULL) {
-                redisFreeCommand(cmd);
-                return NGX_ERROR;
-            }
-
-            if (used) {
-                ngx_memcpy(p, conn->pos, used);
-            }
-
-            if (conn->start) {
-                ngx_free(conn->start);
-            }
-
-            conn->start = p;
-            conn->pos = p;
-            conn->last = p + used;
-            conn->end = p + size;
-        }
+    if (ngx_http_grpc_guard_redis_reserve(conn, len) != NGX_OK) {
+        redisFreeCommand(cmd);
+        return NGX_ERROR;
     }
 
     conn->last = ngx_cpymem(conn->last, cmd, len);
@@ -939,8 +912,91 @@ ngx_http_grpc_guard_redis_append(ngx_http_grpc_guard_redis_conn_t *conn,
 }
 
 
+ngx_int_t
+ngx_http_grpc_guard_redis_reserve(ngx_http_grpc_guard_redis_conn_t *conn,
+    size_t len)
+{
+    size_t   size, used;
+    u_char  *p;
+
+    /* room for len more bytes in the output buffer */
+
+    if (conn->start && (size_t) (conn->end - conn->last) >= len) {
+        return NGX_OK;
+    }
+
+    /* move what is left to send to the front, or grow the buffer */
+
+    used = conn->start ? (size_t) (conn->last - conn->pos) : 0;
+
+    if (conn->start && conn->pos != conn->start) {
+
+        if (used) {
+            ngx_memmove(conn->start, conn->pos, used);
+        }
+
+        conn->pos = conn->start;
+        conn->last = conn->start + used;
+    }
+
+    if (conn->start && (size_t) (conn->end - conn->last) >= len) {
+        return NGX_OK;
+    }
+
+    size = conn->start ? (size_t) (conn->end - conn->start) : 4096;
+
+    while (size - used < len) {
+        size *= 2;
+    }
+
+    if (size > NGX_HTTP_GRPC_GUARD_REDIS_MAX_OUTPUT) {
+        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
+                      "redis output buffer is full");
+        return NGX_ERROR;
+    }
+
+    p = ngx_alloc(size, &conn->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (used) {
+        ngx_memcpy(p, conn->pos, used);
+    }
+
+    if (conn->start) {
+        ngx_free(conn->start);
+    }
+
+    conn->start = p;
+    conn->pos = p;
+    conn->last = p + used;
+    conn->end = p + size;
+
+    return NGX_OK;
+}
+
+
 static ngx_http_grpc_guard_redis_cmd_t *
 ngx_http_grpc_guard_redis_queue(ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_uint_t type)
+{
+    ngx_http_grpc_guard_redis_cmd_t  *cmd;
+
+    cmd = ngx_http_grpc_guard_redis_alloc_cmd(conn, type);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    ngx_queue_insert_tail(&conn->pending, &cmd->queue);
+    conn->npending++;
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_alloc_cmd(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t type)
 {
     ngx_queue_t                      *q;
@@ -972,14 +1028,11 @@ ngx_http_grpc_guard_redis_queue(ngx_http_grpc_guard_redis_conn_t *conn,
     cmd->timer.data = cmd;
     cmd->timer.log = rd->log;
 
-    ngx_queue_insert_tail(&conn->pending, &cmd->queue);
-    conn->npending++;
-
     return cmd;
 }
 
 
-static void
+void
 ngx_http_grpc_guard_redis_free_cmd(ngx_http_grpc_guard_redis_t *rd,
     ngx_http_grpc_guard_redis_cmd_t *cmd)
 {
@@ -1040,6 +1093,11 @@ ngx_http_grpc_guard_redis_write_handler(ngx_event_t *wev)
         }
 
         ngx_http_grpc_guard_redis_connected(conn);
+        return;
+    }
+
+    if (conn->nwaiting && ngx_http_grpc_guard_redis_flush(conn) != NGX_OK) {
+        ngx_http_grpc_guard_redis_close(conn, 1);
         return;
     }
 
@@ -1129,7 +1187,8 @@ ngx_http_grpc_guard_redis_read_handler(ngx_event_t *rev)
         if (n == 0 || n == NGX_ERROR) {
 
             if (n == 0) {
-                level = conn->npending ? NGX_LOG_ERR : NGX_LOG_INFO;
+                level = (conn->npending || conn->nwaiting) ? NGX_LOG_ERR
+                                                           : NGX_LOG_INFO;
 
                 ngx_log_error(level, &conn->log, 0,
                               "redis closed the connection");
@@ -1138,6 +1197,7 @@ ngx_http_grpc_guard_redis_read_handler(ngx_event_t *rev)
             /* an idle connection closed by Redis is no failure */
 
             ngx_http_grpc_guard_redis_close(conn, conn->npending != 0
+                || conn->nwaiting != 0
                 || conn->state != NGX_HTTP_GRPC_GUARD_REDIS_READY);
             return;
         }
@@ -1192,7 +1252,6 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
     redisReply *reply)
 {
     void                                  *data;
-    ngx_uint_t                             stale, generation;
     ngx_queue_t                           *q;
     ngx_http_grpc_guard_redis_t           *rd;
     ngx_http_grpc_guard_redis_cmd_t       *cmd;
@@ -1222,6 +1281,11 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
 
     cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
 
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH) {
+        ngx_http_grpc_guard_redis_batch_reply(conn, cmd, reply);
+        return;
+    }
+
     ngx_http_grpc_guard_metrics_latency(rd->metrics, cmd->start);
 
     if (cmd->type != NGX_HTTP_GRPC_GUARD_REDIS_CMD_CALL) {
@@ -1238,63 +1302,13 @@ ngx_http_grpc_guard_redis_dispatch(ngx_http_grpc_guard_redis_conn_t *conn,
         return;
     }
 
-    if (reply->type == REDIS_REPLY_ERROR
-        && reply->len >= sizeof("NOSCRIPT") - 1
-        && ngx_strncmp(reply->str, "NOSCRIPT", sizeof("NOSCRIPT") - 1) == 0
-        && cmd->handler
-        && cmd->argv
-        && !cmd->retried)
-    {
-        /* the script was flushed since the connection loaded it */
-
-        ngx_log_error(NGX_LOG_WARN, &conn->log, 0,
-                      "redis lost the limiter script, sending EVAL");
-
-        if (ngx_http_grpc_guard_redis_append_call(conn, cmd->argc, cmd->argv,
-                                                  1)
-            == NGX_OK)
-        {
-            cmd->retried = 1;
-            ngx_queue_insert_tail(&conn->pending, &cmd->queue);
-            conn->npending++;
-            ngx_http_grpc_guard_redis_post_write(conn);
-            return;
-        }
-    }
-
     handler = cmd->handler;
     data = cmd->data;
 
     ngx_http_grpc_guard_redis_free_cmd(rd, cmd);
 
-    /*
-     * with Sentinel, a replica (the old master after a failover) or a
-     * server still loading its data: this call fails as the failure
-     * mode says, the connection goes and the sentinels are asked again
-     */
-
-    stale = rd->sentinel
-            && conn->kind == NGX_HTTP_GRPC_GUARD_REDIS_DATA
-            && reply->type == REDIS_REPLY_ERROR
-            && ((reply->len >= sizeof("READONLY") - 1
-                 && ngx_strncmp(reply->str, "READONLY",
-                                sizeof("READONLY") - 1) == 0)
-                || (reply->len >= sizeof("LOADING") - 1
-                    && ngx_strncmp(reply->str, "LOADING",
-                                   sizeof("LOADING") - 1) == 0));
-
-    generation = conn->generation;
-
     if (handler) {
         handler(data, reply);
-    }
-
-    if (stale && conn->generation == generation) {
-        ngx_log_error(NGX_LOG_ERR, &conn->log, 0,
-                      "redis is no longer the master: %*s",
-                      (size_t) ngx_min(reply->len, 64), reply->str);
-
-        ngx_http_grpc_guard_redis_close(conn, 1);
     }
 }
 
@@ -1414,11 +1428,22 @@ ngx_http_grpc_guard_redis_timeout(ngx_event_t *ev)
     handler = cmd->handler;
     data = cmd->data;
 
-    /* detached: the reply, if it ever comes, is dropped */
+    if (cmd->waiting) {
 
-    cmd->handler = NULL;
-    cmd->data = NULL;
-    cmd->argv = NULL;
+        /* not sent yet: it never will be */
+
+        ngx_queue_remove(&cmd->queue);
+        conn->nwaiting--;
+        ngx_http_grpc_guard_redis_free_cmd(conn->redis, cmd);
+
+    } else {
+
+        /* detached: the reply, if it ever comes, is dropped */
+
+        cmd->handler = NULL;
+        cmd->data = NULL;
+        cmd->argv = NULL;
+    }
 
     if (conn->state == NGX_HTTP_GRPC_GUARD_REDIS_READY
         && ++conn->timeouts >= NGX_HTTP_GRPC_GUARD_REDIS_MAX_TIMEOUTS)
@@ -1441,7 +1466,7 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t failed)
 {
     void                                  *data;
-    ngx_queue_t                           *q, pending;
+    ngx_queue_t                           *q, pending, checks, batch;
     ngx_http_grpc_guard_redis_t           *rd;
     ngx_http_grpc_guard_redis_cmd_t       *cmd;
     ngx_http_grpc_guard_redis_handler_pt   handler;
@@ -1499,16 +1524,45 @@ ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
         ngx_http_grpc_guard_redis_failed(rd);
     }
 
-    ngx_queue_init(&pending);
+    /*
+     * what waits for a reply, the checks of the batches and those not
+     * sent included, is taken off the connection before anyone is told
+     */
 
-    if (!ngx_queue_empty(&conn->pending)) {
-        pending = conn->pending;
-        pending.next->prev = &pending;
-        pending.prev->next = &pending;
-        ngx_queue_init(&conn->pending);
+    ngx_queue_init(&pending);
+    ngx_queue_init(&checks);
+
+    while (!ngx_queue_empty(&conn->pending)) {
+        q = ngx_queue_head(&conn->pending);
+        ngx_queue_remove(q);
+
+        cmd = ngx_queue_data(q, ngx_http_grpc_guard_redis_cmd_t, queue);
+
+        if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH) {
+            ngx_http_grpc_guard_redis_collect(cmd, &batch);
+
+            if (!ngx_queue_empty(&batch)) {
+                ngx_queue_add(&checks, &batch);
+            }
+
+            continue;
+        }
+
+        ngx_queue_insert_tail(&pending, q);
+    }
+
+    if (!ngx_queue_empty(&conn->waiting)) {
+        ngx_queue_add(&checks, &conn->waiting);
+        ngx_queue_init(&conn->waiting);
+    }
+
+    if (!ngx_queue_empty(&checks)) {
+        ngx_queue_add(&pending, &checks);
     }
 
     conn->npending = 0;
+    conn->nwaiting = 0;
+    conn->nbatches = 0;
 
     while (!ngx_queue_empty(&pending)) {
         q = ngx_queue_head(&pending);

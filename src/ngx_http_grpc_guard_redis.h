@@ -39,7 +39,8 @@
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_SCRIPT    3
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE      4
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING      5
-#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_CLUSTER   6   /* a call over nodes */
+#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH     6   /* checks, one script */
+#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_CLUSTER   7   /* a call over nodes */
 
 /* what a connection is for */
 
@@ -57,6 +58,12 @@
 #define NGX_HTTP_GRPC_GUARD_REDIS_MAX_FREE      256
 #define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS      64
 #define NGX_HTTP_GRPC_GUARD_REDIS_MAX_KEEPALIVE 64
+
+/* checks in one script call, and their arguments' bytes */
+#define NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS   64
+#define NGX_HTTP_GRPC_GUARD_REDIS_BATCH_SIZE    (64 * 1024)
+/* batches in flight on a connection: MAX_PENDING checks */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_BATCHES   64
 
 
 typedef struct ngx_http_grpc_guard_redis_conn_s
@@ -88,9 +95,17 @@ struct ngx_http_grpc_guard_redis_cmd_s {
     ngx_uint_t                             argc;
     ngx_str_t                             *argv;
 
+    /* a check: what its arguments take in a batch, at most */
+    size_t                                 size;
+
+    /* a batch: its checks, in the order of the script's arguments */
+    ngx_queue_t                            checks;
+    ngx_uint_t                             nchecks;
+
     ngx_uint_t                             type;
     uint64_t                               start;   /* for the metrics */
     unsigned                               retried:1;
+    unsigned                               waiting:1;   /* not sent yet */
 };
 
 
@@ -117,6 +132,14 @@ struct ngx_http_grpc_guard_redis_conn_s {
 
     ngx_queue_t                            pending;
     ngx_uint_t                             npending;
+
+    /*
+     * checks not sent yet: while a batch is in flight, the calls that
+     * come meanwhile wait here and go in the next batch
+     */
+    ngx_queue_t                            waiting;
+    ngx_uint_t                             nwaiting;
+    ngx_uint_t                             nbatches;    /* in flight */
     ngx_uint_t                             state;
     ngx_uint_t                             timeouts;
     ngx_uint_t                             generation;
@@ -193,6 +216,22 @@ void ngx_http_grpc_guard_redis_close(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t failed);
 void ngx_http_grpc_guard_redis_drop(ngx_http_grpc_guard_redis_conn_t *conn);
 void ngx_http_grpc_guard_redis_reset(ngx_http_grpc_guard_redis_t *rd);
+ngx_int_t ngx_http_grpc_guard_redis_reserve(
+    ngx_http_grpc_guard_redis_conn_t *conn, size_t len);
+ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_alloc_cmd(
+    ngx_http_grpc_guard_redis_conn_t *conn, ngx_uint_t type);
+void ngx_http_grpc_guard_redis_free_cmd(ngx_http_grpc_guard_redis_t *rd,
+    ngx_http_grpc_guard_redis_cmd_t *cmd);
+
+/* ngx_http_grpc_guard_redis_batch.c: the checks, in batches */
+
+ngx_int_t ngx_http_grpc_guard_redis_flush(
+    ngx_http_grpc_guard_redis_conn_t *conn);
+void ngx_http_grpc_guard_redis_batch_reply(
+    ngx_http_grpc_guard_redis_conn_t *conn,
+    ngx_http_grpc_guard_redis_cmd_t *batch, redisReply *reply);
+void ngx_http_grpc_guard_redis_collect(ngx_http_grpc_guard_redis_cmd_t *batch,
+    ngx_queue_t *checks);
 ngx_int_t ngx_http_grpc_guard_redis_init_worker(
     ngx_http_grpc_guard_redis_t *rd, ngx_pool_t *pool, ngx_log_t *log);
 void ngx_http_grpc_guard_redis_exit_worker(ngx_http_grpc_guard_redis_t *rd);

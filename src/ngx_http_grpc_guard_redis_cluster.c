@@ -15,16 +15,18 @@
  *   - every master is a client of its own (ngx_http_grpc_guard_redis.c:
  *     connections, script loaded on each, NOSCRIPT, breaker), so that a
  *     master that is down fails only the counters it owns;
- *   - a call's keys are grouped by master: one EVALSHA per master, all
+ *   - a call's keys are grouped by master: one check per master, all
  *     sent at once, the call waits for the slowest, at most "timeout";
- *     the keys of one master in one slot are the script's KEYS (Redis
- *     redirects with -MOVED and -ASK), in several slots they are passed
- *     after numkeys 0 and the script is loaded with the flag
- *     "allow-cross-slot-keys";
- *   - -MOVED updates the slot and sends again; -ASK sends again to the
- *     node named, after ASKING; a script that touched a key the node does
- *     not own (a slot moved, keys passed after numkeys 0) is sent again
- *     one call per slot, so that Redis can redirect each;
+ *     each check goes in the next batch of its master's connection
+ *     (ngx_http_grpc_guard_redis_batch.c: one EVALSHA for the checks of
+ *     many calls, keys after numkeys 0), and the script is loaded with
+ *     the flag "allow-cross-slot-keys";
+ *   - Redis cannot redirect a script whose keys it was not told: a node
+ *     that does not own a key of a batch fails the whole batch ("Script
+ *     attempted to access a non local key"); its checks are then sent
+ *     again one EVAL per slot, outside the batches, with the keys
+ *     declared: -MOVED updates the slot and sends again, -ASK sends again
+ *     to the node named, after ASKING;
  *   - the replies are merged into one for the limiter: a refusal wins
  *     (with the longest wait), then a failure, else the fewest calls
  *     remaining.
@@ -54,17 +56,21 @@
 #define NGX_HTTP_GRPC_GUARD_CLUSTER_FAST        500
 
 /*
- * put before the limiter's script: keys in several slots are allowed,
- * and with numkeys 0, ARGV starts with the number of keys and the keys
+ * put before the limiter's script: keys in several slots are allowed;
+ * a check sent alone declares its keys (KEYS, then a rate and a window
+ * for each in ARGV), which become one check of a batch's ARGV
  */
 #define NGX_HTTP_GRPC_GUARD_CLUSTER_SHEBANG                                  \
     "#!lua flags=allow-cross-slot-keys\n"                                    \
-    "local KEYS, ARGV = KEYS, ARGV\n"                                        \
-    "if #KEYS == 0 then\n"                                                   \
-    "  local n, a = tonumber(ARGV[1]), ARGV\n"                               \
-    "  KEYS, ARGV = {}, {}\n"                                                \
-    "  for i = 1, n do KEYS[i] = a[i + 1] end\n"                             \
-    "  for i = n + 2, #a do ARGV[i - n - 1] = a[i] end\n"                    \
+    "local ARGV = ARGV\n"                                                    \
+    "if #KEYS > 0 then\n"                                                    \
+    "  local a = {#KEYS}\n"                                                  \
+    "  for i = 1, #KEYS do\n"                                                \
+    "    a[3 * i - 1] = KEYS[i]\n"                                           \
+    "    a[3 * i] = ARGV[2 * i - 1]\n"                                       \
+    "    a[3 * i + 1] = ARGV[2 * i]\n"                                       \
+    "  end\n"                                                                \
+    "  ARGV = a\n"                                                           \
     "end\n"
 
 
@@ -117,13 +123,14 @@ typedef struct {
     ngx_http_grpc_guard_cluster_call_t  *call;
     ngx_http_grpc_guard_redis_cmd_t     *cmd;
     ngx_http_grpc_guard_cluster_node_t  *node;
-    ngx_str_t                           *argv;  /* 2 + 3 * call->n */
+    ngx_str_t                           *argv;  /* 1 + 3 * call->n */
     ngx_uint_t                           nkeys;
     ngx_uint_t                           redirects;
     u_char                               keys[
                                          NGX_HTTP_GRPC_GUARD_CLUSTER_MAX_KEYS];
-    u_char                               num[2][NGX_INT_T_LEN];
+    u_char                               num[NGX_INT_T_LEN];
     unsigned                             used:1;
+    unsigned                             direct:1;  /* one slot, alone */
 } ngx_http_grpc_guard_cluster_part_t;
 
 
@@ -143,8 +150,9 @@ struct ngx_http_grpc_guard_cluster_call_s {
 
     /* the merged outcome */
     ngx_uint_t                           index;     /* refused: the key */
-    long long                            wait;
-    long long                            remaining;     /* -1: none */
+    ngx_msec_t                           wait;
+    ngx_int_t                            remaining;     /* -1: none */
+    uint32_t                             failed_keys;
     unsigned                             refused:1;
     unsigned                             failed:1;
     unsigned                             sending:1;
@@ -162,16 +170,18 @@ static ngx_http_grpc_guard_cluster_node_t *
     ngx_uint_t slot);
 static void ngx_http_grpc_guard_cluster_split(
     ngx_http_grpc_guard_cluster_call_t *call, u_char *keys, ngx_uint_t n,
-    ngx_uint_t per_slot, ngx_uint_t redirects);
+    ngx_uint_t direct, ngx_uint_t redirects);
 static void ngx_http_grpc_guard_cluster_send(
     ngx_http_grpc_guard_cluster_part_t *part, ngx_uint_t asking);
 static void ngx_http_grpc_guard_cluster_reply(void *data, void *reply);
 static ngx_int_t ngx_http_grpc_guard_cluster_redirected(
     ngx_http_grpc_guard_cluster_part_t *part, redisReply *r);
 static void ngx_http_grpc_guard_cluster_resend(
-    ngx_http_grpc_guard_cluster_part_t *part, ngx_uint_t per_slot);
+    ngx_http_grpc_guard_cluster_part_t *part);
 static void ngx_http_grpc_guard_cluster_merge(
     ngx_http_grpc_guard_cluster_part_t *part, redisReply *r);
+static void ngx_http_grpc_guard_cluster_fail(
+    ngx_http_grpc_guard_cluster_part_t *part);
 static void ngx_http_grpc_guard_cluster_done(
     ngx_http_grpc_guard_cluster_part_t *part);
 static void ngx_http_grpc_guard_cluster_timeout(ngx_event_t *ev);
@@ -605,7 +615,7 @@ ngx_http_grpc_guard_cluster_eval(ngx_http_grpc_guard_redis_t *rd,
         return NULL;
     }
 
-    /* numkeys, the keys, then two arguments for each key */
+    /* the number of limits, then a key, a rate and a window for each */
 
     n = ngx_atoi(argv[0].data, argv[0].len);
 
@@ -621,7 +631,7 @@ ngx_http_grpc_guard_cluster_eval(ngx_http_grpc_guard_redis_t *rd,
 
     p = ngx_alloc(sizeof(ngx_http_grpc_guard_cluster_call_t)
                   + n * sizeof(ngx_http_grpc_guard_cluster_part_t)
-                  + n * (2 + 3 * n) * sizeof(ngx_str_t), cl->log);
+                  + n * (1 + 3 * n) * sizeof(ngx_str_t), cl->log);
     if (p == NULL) {
         return NULL;
     }
@@ -648,10 +658,10 @@ ngx_http_grpc_guard_cluster_eval(ngx_http_grpc_guard_redis_t *rd,
 
     for (i = 0; i < (ngx_uint_t) n; i++) {
         call->parts[i].call = call;
-        call->parts[i].argv = (ngx_str_t *) p + i * (2 + 3 * n);
+        call->parts[i].argv = (ngx_str_t *) p + i * (1 + 3 * n);
 
         call->slot[i] = (uint16_t) ngx_http_grpc_guard_cluster_slot(
-                                         argv[1 + i].data, argv[1 + i].len);
+                                   argv[1 + 3 * i].data, argv[1 + 3 * i].len);
         keys[i] = (u_char) i;
     }
 
@@ -677,7 +687,7 @@ ngx_http_grpc_guard_cluster_eval(ngx_http_grpc_guard_redis_t *rd,
 
 static void
 ngx_http_grpc_guard_cluster_split(ngx_http_grpc_guard_cluster_call_t *call,
-    u_char *keys, ngx_uint_t n, ngx_uint_t per_slot, ngx_uint_t redirects)
+    u_char *keys, ngx_uint_t n, ngx_uint_t direct, ngx_uint_t redirects)
 {
     ngx_uint_t                           i, j, k, done;
     ngx_http_grpc_guard_cluster_t       *cl;
@@ -686,7 +696,10 @@ ngx_http_grpc_guard_cluster_split(ngx_http_grpc_guard_cluster_call_t *call,
     u_char                               taken[
                                          NGX_HTTP_GRPC_GUARD_CLUSTER_MAX_KEYS];
 
-    /* the keys, grouped by master (or by slot), one part for each group */
+    /*
+     * the keys, grouped by master (sent alone: by slot), one part for
+     * each group
+     */
 
     cl = call->cluster;
 
@@ -721,6 +734,7 @@ ngx_http_grpc_guard_cluster_split(ngx_http_grpc_guard_cluster_call_t *call,
         part->node = node;
         part->nkeys = 0;
         part->redirects = redirects;
+        part->direct = direct;
         part->cmd = NULL;
 
         for (j = i; j < n; j++) {
@@ -729,7 +743,7 @@ ngx_http_grpc_guard_cluster_split(ngx_http_grpc_guard_cluster_call_t *call,
                 continue;
             }
 
-            done = per_slot
+            done = direct
                    ? (call->slot[keys[j]] == call->slot[keys[i]])
                    : (ngx_http_grpc_guard_cluster_route(cl,
                                                   call->slot[keys[j]])
@@ -754,57 +768,61 @@ ngx_http_grpc_guard_cluster_send(ngx_http_grpc_guard_cluster_part_t *part,
 {
     u_char                              *p;
     ngx_str_t                           *argv, *a;
-    ngx_uint_t                           i, k, m, one, argc;
+    ngx_uint_t                           i, k, m, argc;
+    ngx_http_grpc_guard_redis_t         *rd;
     ngx_http_grpc_guard_cluster_call_t  *call;
 
     call = part->call;
     argv = part->argv;
     a = call->argv;
     m = part->nkeys;
+    rd = &part->node->redis;
 
-    /* one slot: the keys are KEYS, and Redis can redirect them */
+    p = part->num;
+    argv[0].data = p;
+    argv[0].len = ngx_sprintf(p, "%ui", m) - p;
+    argc = 1;
 
-    one = 1;
+    if (!part->direct) {
 
-    for (i = 1; i < m; i++) {
-        if (call->slot[part->keys[i]] != call->slot[part->keys[0]]) {
-            one = 0;
-            break;
+        /* a check of the next batch: a key, a rate, a window for each */
+
+        for (i = 0; i < m; i++) {
+            k = part->keys[i];
+            argv[argc++] = a[1 + 3 * k];
+            argv[argc++] = a[2 + 3 * k];
+            argv[argc++] = a[3 + 3 * k];
         }
-    }
 
-    argc = 0;
-
-    if (!one) {
-        ngx_str_set(&argv[argc], "0");
-        argc++;
-    }
-
-    p = part->num[0];
-    argv[argc].data = p;
-    argv[argc].len = ngx_sprintf(p, "%ui", m) - p;
-    argc++;
-
-    for (i = 0; i < m; i++) {
-        argv[argc++] = a[1 + part->keys[i]];
-    }
-
-    for (i = 0; i < m; i++) {
-        k = part->keys[i];
-        argv[argc++] = a[1 + call->n + 2 * k];
-        argv[argc++] = a[2 + call->n + 2 * k];
-    }
-
-    part->cmd = ngx_http_grpc_guard_redis_node_eval(&part->node->redis, argc,
-                                            argv, asking,
+        part->cmd = ngx_http_grpc_guard_redis_eval(rd, argc, argv,
                                             ngx_http_grpc_guard_cluster_reply,
                                             part);
+
+    } else {
+
+        /* alone, one slot: the keys declared, so that Redis redirects */
+
+        for (i = 0; i < m; i++) {
+            argv[argc++] = a[1 + 3 * part->keys[i]];
+        }
+
+        for (i = 0; i < m; i++) {
+            k = part->keys[i];
+            argv[argc++] = a[2 + 3 * k];
+            argv[argc++] = a[3 + 3 * k];
+        }
+
+        part->cmd = ngx_http_grpc_guard_redis_node_eval(rd, argc, argv,
+                                            asking,
+                                            ngx_http_grpc_guard_cluster_reply,
+                                            part);
+    }
 
     if (part->cmd == NULL) {
 
         /* that master is known to be down: only its keys fail */
 
-        call->failed = 1;
+        ngx_http_grpc_guard_cluster_fail(part);
         ngx_http_grpc_guard_cluster_done(part);
     }
 }
@@ -815,16 +833,14 @@ ngx_http_grpc_guard_cluster_reply(void *data, void *reply)
 {
     ngx_http_grpc_guard_cluster_part_t *part = data;
 
-    redisReply                          *r;
-    ngx_http_grpc_guard_cluster_call_t  *call;
+    redisReply  *r;
 
     r = reply;
-    call = part->call;
 
     part->cmd = NULL;
 
     if (r == NULL) {
-        call->failed = 1;
+        ngx_http_grpc_guard_cluster_fail(part);
         ngx_http_grpc_guard_cluster_done(part);
         return;
     }
@@ -835,9 +851,15 @@ ngx_http_grpc_guard_cluster_reply(void *data, void *reply)
             return;
         }
 
-        call->failed = 1;
+        ngx_http_grpc_guard_cluster_fail(part);
         ngx_http_grpc_guard_cluster_done(part);
         return;
+    }
+
+    /* sent alone: the script's array of one result */
+
+    if (part->direct && r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+        r = r->element[0];
     }
 
     ngx_http_grpc_guard_cluster_merge(part, r);
@@ -911,7 +933,7 @@ ngx_http_grpc_guard_cluster_redirected(
 
         /* the keys of this part again, routed by the map now */
 
-        ngx_http_grpc_guard_cluster_resend(part, 0);
+        ngx_http_grpc_guard_cluster_resend(part);
 
         return NGX_OK;
     }
@@ -926,9 +948,18 @@ ngx_http_grpc_guard_cluster_redirected(
         return NGX_ERROR;
     }
 
-    if (ngx_strlcasestrn((u_char *) r->str, (u_char *) r->str + r->len,
-                         (u_char *) "non local key", 13 - 1)
-        == NULL
+    /*
+     * a batch's keys are not declared: a node that does not own one of
+     * them says "non local key", a replica (a master demoted by a
+     * failover) says READONLY
+     */
+
+    if ((ngx_strlcasestrn((u_char *) r->str, (u_char *) r->str + r->len,
+                          (u_char *) "non local key", 13 - 1)
+         == NULL
+         && (r->len < sizeof("READONLY") - 1
+             || ngx_strncmp(r->str, "READONLY", sizeof("READONLY") - 1)
+                != 0))
         || part->redirects++ >= NGX_HTTP_GRPC_GUARD_CLUSTER_REDIRECTS)
     {
         ngx_http_grpc_guard_cluster_error(cl, &part->node->redis,
@@ -936,22 +967,18 @@ ngx_http_grpc_guard_cluster_redirected(
         return NGX_ERROR;
     }
 
-    /*
-     * keys in several slots, one of them not (or not only) on this node:
-     * one call per slot, which Redis can redirect
-     */
+    /* one EVAL per slot, alone, which Redis can redirect */
 
     ngx_http_grpc_guard_cluster_refresh(cl);
 
-    ngx_http_grpc_guard_cluster_resend(part, 1);
+    ngx_http_grpc_guard_cluster_resend(part);
 
     return NGX_OK;
 }
 
 
 static void
-ngx_http_grpc_guard_cluster_resend(ngx_http_grpc_guard_cluster_part_t *part,
-    ngx_uint_t per_slot)
+ngx_http_grpc_guard_cluster_resend(ngx_http_grpc_guard_cluster_part_t *part)
 {
     ngx_uint_t                           n, redirects;
     ngx_http_grpc_guard_cluster_call_t  *call;
@@ -971,7 +998,7 @@ ngx_http_grpc_guard_cluster_resend(ngx_http_grpc_guard_cluster_part_t *part,
 
     call->sending = 1;
 
-    ngx_http_grpc_guard_cluster_split(call, keys, n, per_slot, redirects);
+    ngx_http_grpc_guard_cluster_split(call, keys, n, 1, redirects);
 
     call->sending = 0;
 
@@ -985,58 +1012,54 @@ static void
 ngx_http_grpc_guard_cluster_merge(ngx_http_grpc_guard_cluster_part_t *part,
     redisReply *r)
 {
-    ngx_uint_t                           i;
-    redisReply                         **e;
+    ngx_int_t                            rc, remaining;
+    ngx_uint_t                           index;
+    ngx_msec_t                           wait;
     ngx_http_grpc_guard_cluster_call_t  *call;
 
     call = part->call;
 
-    /* {allowed, the limit over it (1-based), remaining, wait in ms} */
+    rc = ngx_http_grpc_guard_limit_script_result(r, part->nkeys, &remaining,
+                                                 &index, &wait);
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        goto invalid;
-    }
+    if (rc == NGX_OK) {
 
-    e = r->element;
-
-    for (i = 0; i < 4; i++) {
-        if (e[i]->type != REDIS_REPLY_INTEGER) {
-            goto invalid;
-        }
-    }
-
-    if (e[0]->integer == 1) {
-
-        if (call->remaining < 0
-            || (e[2]->integer >= 0 && e[2]->integer < call->remaining))
-        {
-            call->remaining = e[2]->integer;
+        if (call->remaining < 0 || remaining < call->remaining) {
+            call->remaining = remaining;
         }
 
         return;
     }
 
-    if (e[0]->integer != 0
-        || e[1]->integer < 1
-        || (ngx_uint_t) e[1]->integer > part->nkeys
-        || e[3]->integer < 1)
-    {
-        goto invalid;
+    if (rc == NGX_DECLINED) {
+
+        if (!call->refused || wait > call->wait) {
+            call->refused = 1;
+            call->wait = wait;
+            call->index = part->keys[index];
+        }
+
+        return;
     }
-
-    if (!call->refused || e[3]->integer > call->wait) {
-        call->refused = 1;
-        call->wait = e[3]->integer;
-        call->index = part->keys[e[1]->integer - 1];
-    }
-
-    return;
-
-invalid:
 
     ngx_http_grpc_guard_cluster_error(call->cluster, &part->node->redis,
                                       "an invalid reply", NULL);
-    call->failed = 1;
+    ngx_http_grpc_guard_cluster_fail(part);
+}
+
+
+static void
+ngx_http_grpc_guard_cluster_fail(ngx_http_grpc_guard_cluster_part_t *part)
+{
+    ngx_uint_t  i;
+
+    /* the failure mode, for the limits of this master only */
+
+    part->call->failed = 1;
+
+    for (i = 0; i < part->nkeys; i++) {
+        part->call->failed_keys |= (uint32_t) 1 << part->keys[i];
+    }
 }
 
 
@@ -1073,6 +1096,7 @@ ngx_http_grpc_guard_cluster_timeout(ngx_event_t *ev)
         if (call->parts[i].used && call->parts[i].cmd) {
             ngx_http_grpc_guard_redis_cancel(call->parts[i].cmd);
             call->parts[i].cmd = NULL;
+            ngx_http_grpc_guard_cluster_fail(&call->parts[i]);
         }
     }
 
@@ -1086,8 +1110,8 @@ static void
 ngx_http_grpc_guard_cluster_finish(ngx_http_grpc_guard_cluster_call_t *call)
 {
     void                                  *data;
-    redisReply                             reply, element[4], *e[4];
-    ngx_uint_t                             i, answered;
+    redisReply                             reply, element[2], *e[2];
+    ngx_uint_t                             answered;
     ngx_http_grpc_guard_redis_handler_pt   handler;
 
     handler = call->handler;
@@ -1097,33 +1121,45 @@ ngx_http_grpc_guard_cluster_finish(ngx_http_grpc_guard_cluster_call_t *call)
         ngx_del_timer(&call->handle.timer);
     }
 
-    /* one reply, as one script on one server would have sent */
+    /*
+     * one result, as one check on one server would have had: a
+     * refusal is sure, whatever the other masters said
+     */
 
     ngx_memzero(&reply, sizeof(redisReply));
-    ngx_memzero(element, sizeof(element));
 
-    reply.type = REDIS_REPLY_ARRAY;
-    reply.elements = 4;
-    reply.element = e;
-
-    for (i = 0; i < 4; i++) {
-        element[i].type = REDIS_REPLY_INTEGER;
-        e[i] = &element[i];
-    }
-
-    if (call->refused) {
-
-        /* a refusal is sure, whatever the other masters said */
-
-        element[1].integer = call->index + 1;
-        element[3].integer = call->wait;
-
-    } else {
-        element[0].integer = 1;
-        element[2].integer = call->remaining < 0 ? 0 : call->remaining;
-    }
+    reply.type = REDIS_REPLY_INTEGER;
+    reply.integer = call->refused
+                    ? -((long long) call->wait
+                        * NGX_HTTP_GRPC_GUARD_LIMIT_SCRIPT_SHIFT
+                        + call->index + 1)
+                    : (call->remaining < 0 ? 0 : call->remaining);
 
     answered = call->refused || !call->failed;
+
+    if (!answered
+        && call->failed_keys
+        && call->failed_keys != ((uint32_t) 1 << call->n) - 1)
+    {
+        /*
+         * some masters allowed the call, others failed: the calls
+         * remaining and the limits that failed, for the failure mode
+         */
+
+        ngx_memzero(element, sizeof(element));
+
+        element[0].type = REDIS_REPLY_INTEGER;
+        element[0].integer = reply.integer;
+        element[1].type = REDIS_REPLY_INTEGER;
+        element[1].integer = call->failed_keys;
+        e[0] = &element[0];
+        e[1] = &element[1];
+
+        reply.type = REDIS_REPLY_ARRAY;
+        reply.elements = 2;
+        reply.element = e;
+        answered = 1;
+    }
 
     ngx_free(call);
 

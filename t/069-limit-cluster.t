@@ -132,6 +132,12 @@ sub evalsha_calls {
     return $n;
 }
 
+sub eval_calls {
+    my ($port) = @_;
+    my $out = rcmd($port, 'INFO', 'commandstats');
+    return $out =~ /^cmdstat_eval:calls=(\d+)/m ? $1 : 0;
+}
+
 sub reset_stats { rcmd($_, 'CONFIG', 'RESETSTAT') for masters() }
 
 # a key value whose counter falls on master $port (and not in @not slots)
@@ -362,8 +368,10 @@ is(rcmd($a, 'MIGRATE', '127.0.0.1', $b, $k1, 0, 5000), 'OK',
    'the counter migrated');
 is(kcodes($v1, 1), '0', 'the migrated key: passes');
 cmp_ok(asking_calls($b), '>=', 2, 'ASKING sent to the importing master');
-# a redirected command does not run: 3 calls, 3 runs
-is(evalsha_calls($a) + evalsha_calls($b), 3, 'one script run per call');
+# the batch with a key the first master does not hold fails there; the
+# check then goes alone (EVAL, keys declared), is redirected (-ASK) and
+# runs on the importing master
+is(eval_calls($b), 2, 'the two redirected checks ran on the importing master');
 for my $p (masters()) {
     rcmd($p, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $idb);
 }
@@ -440,7 +448,8 @@ ok(wait_until('replicated', 10, sub { counted($r, $ka) == 3 }),
 is(rcmd($r, 'CLUSTER', 'FAILOVER'), 'OK', 'CLUSTER FAILOVER');
 ok(wait_until('the replica is the master', 20, sub {
        rcmd($r, 'ROLE') =~ /^master/ }), 'the replica took over');
-is(kcodes($va, 3), '0 0 0', 'calls follow the new master at once (MOVED)');
+is(kcodes($va, 3), '0 0 0',
+   'calls follow the new master at once (READONLY, then MOVED)');
 is(counted($r, $ka), 6, 'counted on the new master');
 
 # the new master dies: until its replica (the old master) takes over,
@@ -510,3 +519,36 @@ is(kcodes('a', 2), '14 14', 'failure closed: 14');
 --- error_log eval
 [qr/\[error\] .*redis refused SCRIPT LOAD: NOAUTH/,
  qr/\[error\] .*grpc guard: no redis cluster node could tell the slot map/]
+
+
+
+=== TEST 14: a master down for good: failure local applies to its limits only, the other limits of the call are counted in Redis
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_CLUSTER password=cl-s3cret
+                     timeout=300ms connect_timeout=300ms;
+--- config
+    location / {
+        grpc_guard_limit rate=100r/m key=$http_x_a name=fa;
+        grpc_guard_limit rate=3r/m key=$http_x_b name=fb;
+        grpc_guard_limit_failure local;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+read_owners();
+# the master whose replica was killed (TEST 11) dies too
+my ($dead) = grep { replica_of($_) eq '' } masters();
+my ($live) = grep { $_ ne $dead } masters();
+my $va = value_on($dead, 'fa', '60s', 'a');
+my $vb = value_on($live, 'fb', '60s', 'b');
+my @r = lcalls(map { +{ metadata => [['x-b', $vb]] } } 1 .. 2);
+is(join(' ', map { $_->{code} } @r), '0 0', 'fb alone: counted in Redis');
+stop_redis($dead);
+@r = lcalls(map { +{ metadata => [['x-a', $va], ['x-b', $vb]] } } 1 .. 3);
+is(join(' ', map { $_->{code} } @r), '0 8 8',
+   'fb goes on in Redis (3 calls), fa in the local windows');
+is($r[1]{md}{'ratelimit-policy'}, '"fb";q=3;w=60', 'refused by fb');
+is(counted($live, ckey('fb', '60s', $vb)), 3, 'fb counted in Redis');
+@r = lcalls(map { +{ metadata => [['x-a', $va]] } } 1 .. 2);
+is(join(' ', map { $_->{code} } @r), '0 0', 'fa alone: local windows');
+--- error_log eval
+qr/\[warn\] .*grpc guard: redis did not answer, \d+ calls counted in local windows/

@@ -27,4 +27,3 @@ for _ in $(seq 1 50); do
 done
 cat "$dir/redis.pid" >> "$dir/pids"
 echo "REDIS_PORT=$port" >> "$dir/vars"
-echo "REDIS_STATS=$port" >> "$dir/vars"

@@ -44,6 +44,4 @@ for _ in $(seq 1 50); do
 done
 cat "$dir/redis.pid" >> "$dir/pids"
 echo "REDIS_PORT=$port" >> "$dir/vars"
-echo "REDIS_STATS=$port" >> "$dir/vars"
-echo "REDIS_STATS_CA=$dir/ca.crt" >> "$dir/vars"
 echo "REDIS_CA=$dir/ca.crt" >> "$dir/vars"
