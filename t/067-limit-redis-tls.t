@@ -68,7 +68,7 @@ Test::Nginx::Proc::write_file(work_dir() . '/cluster-ca.crt',
     Test::Nginx::Proc::read_file("$certs/ca.crt")
     . Test::Nginx::Proc::read_file("$certs/upstream-client-ca.crt"));
 for my $i (1 .. 3) {
-    my $port = free_port();
+    my $port = cluster_port();
     push @tls_cluster, start_redis(port => $port, password => 'tls-s3cret',
                                    args => [
         '--port', '0', '--tls-port', $port, '--tls-cluster', 'yes',

@@ -9,6 +9,7 @@
 
 use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
+use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use Test::Nginx::Proc qw(run_cmd);
 
@@ -19,7 +20,7 @@ Test::Nginx::Socket::Grpc::init();
 # ------------------------------------------------------------ the cluster
 
 our @ports = map {
-    start_redis(args => ['--cluster-enabled', 'yes',
+    start_redis(port => cluster_port(), args => ['--cluster-enabled', 'yes',
                          '--cluster-config-file', 'nodes.conf',
                          '--cluster-node-timeout', '1000',
                          '--cluster-require-full-coverage', 'no',
