@@ -27,9 +27,10 @@
  *     again one EVAL per slot, outside the batches, with the keys
  *     declared: -MOVED updates the slot and sends again, -ASK sends again
  *     to the node named, after ASKING;
- *   - the replies are merged into one for the limiter: a refusal wins
- *     (with the longest wait), then a failure, else the fewest calls
- *     remaining.
+ *   - the results are merged into one for the limiter: a refusal wins
+ *     (with the longest wait), then a failure (with the limits of the
+ *     masters that failed, when others answered: the failure mode is for
+ *     those), else the fewest calls remaining.
  */
 
 
