@@ -68,9 +68,12 @@ esac
 
 svc=$dir/auth
 mkdir -p "$svc/tmp"
-port=$(bench_free_port)
 
-cat > "$svc/nginx.conf" <<CONF
+# start_service PORT: writes the service's configuration for PORT and
+# starts it; fails when nginx cannot listen there
+start_service() {
+    local port=$1
+    cat > "$svc/nginx.conf" <<CONF
 # the auth service of $BENCH_NAME: a second nginx verifying the JWT in njs
 load_module $njs_module;
 worker_processes 1;
@@ -101,13 +104,23 @@ http {
 }
 CONF
 
-taskset -c "${BENCH_BACKEND_CPU:-1}" nginx -p "$svc" -e "$svc/error.log" \
-    -c "$svc/nginx.conf"
-if ! bench_wait_port "$port" 10; then
-    echo "peer.sh: the auth service did not start" >&2
-    tail -5 "$svc/error.log" >&2 || true
-    exit 1
-fi
+    taskset -c "${BENCH_BACKEND_CPU:-1}" nginx -p "$svc" -e "$svc/error.log" \
+        -c "$svc/nginx.conf" 2>> "$svc/start.log" \
+        && bench_wait_port "$port" 10
+}
+
+# a port nothing listens on may still be the local end of a connection:
+# another one then
+for try in 1 2 3; do
+    port=$(bench_free_port)
+    start_service "$port" && break
+    if [ "$try" = 3 ]; then
+        echo "peer.sh: the auth service did not start" >&2
+        tail -5 "$svc/start.log" "$svc/error.log" >&2 || true
+        exit 1
+    fi
+done
+
 master=""
 for _ in $(seq 1 50); do
     master=$(cat "$svc/nginx.pid" 2> /dev/null || true)
@@ -126,6 +139,27 @@ if [ -z "$worker" ]; then
     exit 1
 fi
 echo "auth $worker" >> "$dir/cpu"
+
+# the service must let the scenario's token through and refuse it with its
+# signature changed
+case $regime in
+    same) token=$(cat "$BENCH_WORK/jwt/token") ;;
+    new) token=$(head -1 "$BENCH_WORK/jwt-pool-RS256/pool" | sed 's/^[^ ]* [^ ]* //') ;;
+esac
+last=${token: -2:1}
+[ "$last" = A ] && other=B || other=A
+forged=${token:0:${#token}-2}$other${token: -1}
+check() {
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code}' \
+          -H "authorization: Bearer $2" "http://127.0.0.1:$port/verify")
+    if [ "$got" != "$1" ]; then
+        echo "peer.sh: the auth service answered $got, want $1 ($3)" >&2
+        exit 1
+    fi
+}
+check 200 "$token" "a valid token"
+check 401 "$forged" "a forged signature"
 
 upstream=bench_auth_$BENCH_NAME
 cat > "$dir/http.conf" <<CONF
