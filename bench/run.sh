@@ -859,6 +859,7 @@ load_run() {
     R_AUX[$key]=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
                          t += kv[2] } } END { printf "%.2f", t }' \
                   <<< "${R_AUXD[$key]}")
+    # shellcheck disable=SC2034  # read through declare -n in the report
     R_SUM[$key]=$(calc '%.2f' "${R_CPU[$key]} + ${R_AUX[$key]}")
     if [ "$errs" != 0 ]; then
         BAD[$name]="${BAD[$name]:+${BAD[$name]}; }run $tag: $errs bad${note:+ ($note)}"

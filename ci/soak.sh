@@ -4,8 +4,9 @@
 # (JWT, API keys, ACLs, a Redis limit on every call, the audit log,
 # metrics); the worker's resident memory must stay flat.
 #
-#   make soak                           200k calls, ~4 min here
-#   make soak SOAK_RPCS=1000000         the 1M-call run (~20 min here)
+#   make soak                      200k calls, 7-10 min on a 2-core VM
+#   make soak SOAK_RPCS=1000000    the million-call run (46 min there, on a
+#                                  machine busy with other test runs)
 #
 #   1. starts the bench gRPC upstream (bench/bin/echo_server, built by
 #      bench/build-backend.sh), a private redis-server and nginx
