@@ -4,7 +4,8 @@
 # upstream.  See bench/README.md for what is measured and how to read it.
 #
 #   bench/run.sh                  load pass (interleaved rounds)
-#   bench/run.sh --quick          smoke run, under a minute (BENCH_QUICK=1)
+#   bench/run.sh --quick          smoke run, ~6 min with every scenario
+#                                 (BENCH_QUICK=1)
 #   bench/run.sh --callgrind      load pass, then instructions per RPC under
 #                                 callgrind (BENCH_CALLGRIND=1)
 #   bench/run.sh --callgrind-only callgrind pass alone (BENCH_CALLGRIND=only)
