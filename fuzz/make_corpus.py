@@ -21,6 +21,14 @@ Sources:
   redis_cluster CLUSTER SLOTS replies as Redis 7 writes them (three masters
                 with replicas, a resharded map, IPv6, "?" and empty
                 endpoints), -MOVED/-ASK redirections, keys with hash tags
+  authz_reply   what OPA's Data API answers (t/lib/opa_standin.py's
+                policies: booleans, {"allow", "reason"}, undefined, errors)
+                and replies it never gives
+  introspection_reply
+                replies of the test OpenID provider (t/idp, started here on
+                a loopback port when it is installed) to introspection of
+                its opaque tokens: active, revoked, unknown; and the broken
+                replies t/026-introspection.t makes it give
 
 Seed files are named by the SHA-1 of their content, as libFuzzer does.
 """
@@ -464,11 +472,133 @@ def redis_cluster():
     save("redis_cluster", items)
 
 
+# ---------------------------------------------------------------- authz
+
+def authz_reply():
+    # JSON text: the escapes are the reply's, not Python's
+    reasons = ["viewers may only call Get* and List*", "no role", "",
+               r"caf\u00e9 \u2713", r"tab\there", "x" * 300,
+               r"\u00e9" * 200, r"\ud83d\ude00" * 70]
+    items = ['{"result": true}', '{"result": false}', '{}',
+             '{"result": null}', '{"result": 1}', '{"result": "true"}',
+             '{"result": []}', '{"result": {}}',
+             '{"result": {"allow": true}}', '{"result": {"allow": false}}',
+             '{"result": {"allow": "true"}}', '{"result": {"allow": 1}}',
+             '{"result": true, "result": false}',
+             '{"decision_id": "d1", "result": true}',
+             '{"result": {"allow": true, "reason": "admin"}}',
+             '{"code": "internal_error", "message": "policy failed"}',
+             '{"result": {"allow": false, "reason": 7}}',
+             '[{"result": true}]', 'true', '"result"', '',
+             '<html>not json</html>', '{"result": true} trailing',
+             '{"result": {"allow": {"allow": true}}}',
+             '{"result": tru',
+             r'{"result": {"allow": false, "reason": "\u0000x"}}']
+    for r in reasons:
+        items.append('{"result": {"allow": false, "reason": "%s"}}' % r)
+        items.append('{"result": {"reason": "%s", "allow": true}}' % r)
+    save("authz_reply", items)
+
+
+# -------------------------------------------------------- introspection
+
+def introspection_reply():
+    import base64
+    import urllib.request
+
+    idp = os.path.join(ROOT, "t", "idp")
+    items = []
+
+    def seed(body, flags=0x29):
+        # status 200, cache 150 s, negative_cache 5 s; flags & 7 == 0: 503
+        return bytes([flags]) + body
+
+    def post(port, path, user, fields):
+        req = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (port, path),
+            data=urllib.parse.urlencode(fields).encode(),
+            headers={"Authorization": "Basic " + base64.b64encode(
+                user.encode()).decode()})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read()
+
+    if os.path.isdir(os.path.join(idp, "node_modules", "oidc-provider")):
+        import urllib.parse
+        tmp = tempfile.mkdtemp()
+        try:
+            key = subprocess.check_output(
+                ["node", os.path.join(idp, "server.mjs"), "--genkey", "k1"])
+            keys = os.path.join(tmp, "keys.json")
+            with open(keys, "wb") as f:
+                f.write(b'{"keys": [' + key.strip() + b"]}")
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            proc = subprocess.Popen(
+                ["node", os.path.join(idp, "server.mjs"), str(port), keys,
+                 os.path.join(tmp, "log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(100):
+                    try:
+                        socket.create_connection(("127.0.0.1", port), 1).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                for scope in ("api:read", "api:read api:write"):
+                    tok = json.loads(post(
+                        port, "/token", "opaque:opaque-secret",
+                        {"grant_type": "client_credentials",
+                         "scope": scope}))["access_token"]
+                    body = post(port, "/token/introspection", "rs:rs-secret",
+                                {"token": tok,
+                                 "token_type_hint": "access_token"})
+                    items.append(seed(body))
+                    items.append(seed(body, 0x01))
+                    items.append(seed(body, 0x28))
+                    post(port, "/token/revocation", "opaque:opaque-secret",
+                         {"token": tok})
+                    items.append(seed(post(
+                        port, "/token/introspection", "rs:rs-secret",
+                        {"token": tok})))
+                items.append(seed(post(port, "/token/introspection",
+                                       "rs:rs-secret", {"token": "unknown"})))
+            finally:
+                proc.terminate()
+                proc.wait()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # what other providers send, and what t/026 makes the provider send
+    items += [seed(b) for b in (
+        b'{"active":true,"sub":"user-1","client_id":"app","exp":4102444800,'
+        b'"iat":1700000000,"nbf":1700000000,"iss":"https://idp.example/realms/'
+        b'prod","aud":["orders-api","account"],"scope":"openid orders:read",'
+        b'"username":"alice","token_type":"Bearer","jti":"a1"}',
+        b'{"active":true,"client_id":"app","exp":1000}',
+        b'{"active":false}',
+        b'{"active": "true", "client_id": "opaque"}',
+        b'{"active":true,"sub":"a\u0000b"}',
+        b'{"active":true,"aud":[1]}',
+        b'{"active":true,"active":false}',
+        b'{"keys": [{"kty": "RSA", "n": ',
+        b'<html><body><h1>Service temporarily unavailable</h1></body></html>\n',
+        b'{"error": "unavailable"}',
+        b'[true]',
+    )]
+    items.append(seed(b'{"active":true}', 0x00))
+    save("introspection_reply", items)
+
+
 TARGETS = {
+    "authz_reply": authz_reply,
     "jws": jwt_targets, "jwks": jwt_targets, "apikey_line": apikey_line,
     "path": path, "grpc_timeout": grpc_timeout, "acl_rule": acl_rule,
     "redis_reply": redis_reply, "audit_json": audit_json, "xfcc": xfcc,
     "grpc_message": grpc_message, "redis_cluster": redis_cluster,
+    "grpc_message": grpc_message,
+    "introspection_reply": introspection_reply,
 }
 
 

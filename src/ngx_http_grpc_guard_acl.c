@@ -315,6 +315,11 @@ ngx_http_grpc_guard_acl_parse_cond(ngx_conf_t *cf, ngx_str_t *value,
             } else if (v.len == 4 && ngx_strncmp(v.data, "mtls", 4) == 0) {
                 cond->auth |= NGX_HTTP_GRPC_GUARD_AUTH_MTLS;
 
+            } else if (v.len == 13
+                       && ngx_strncmp(v.data, "introspection", 13) == 0)
+            {
+                cond->auth |= NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION;
+
             } else {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid authentication method \"%V\" "

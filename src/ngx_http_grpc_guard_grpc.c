@@ -716,7 +716,8 @@ ngx_http_grpc_guard_www_authenticate(ngx_http_request_t *r,
     ngx_table_elt_t  *h;
 
     if (ctx->conf == NULL
-        || !(ctx->conf->auth & NGX_HTTP_GRPC_GUARD_AUTH_JWT))
+        || !(ctx->conf->auth & (NGX_HTTP_GRPC_GUARD_AUTH_JWT
+                                |NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION)))
     {
         return NGX_OK;
     }

@@ -34,18 +34,11 @@
 #define NGX_HTTP_GRPC_GUARD_JWT_DER_LEN       (3 + 2 * (2 + 67))
 
 
-static ngx_int_t ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_str_t *token,
-    ngx_table_elt_t **header);
-static ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_create_ctx(
-    ngx_pool_t *pool, ngx_str_t *token);
 static void ngx_http_grpc_guard_jwt_ctx_cleanup(void *data);
 static ngx_int_t ngx_http_grpc_guard_jwt_verify(ngx_http_request_t *r,
     ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
     ngx_http_grpc_guard_jwt_token_t *tok, char **reason);
-static json_t *ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data,
-    size_t len);
 static ngx_int_t ngx_http_grpc_guard_jwt_verify_signature(
     ngx_http_request_t *r, ngx_http_grpc_guard_main_conf_t *gmcf,
     ngx_http_grpc_guard_jwt_conf_t *jcf,
@@ -57,17 +50,6 @@ static u_char *ngx_http_grpc_guard_jwt_der_integer(u_char *p, u_char *n,
     size_t size);
 static ngx_int_t ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list,
     json_t *value);
-static ngx_int_t ngx_http_grpc_guard_jwt_lookup(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
-    ngx_str_t *value);
-static json_t *ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name);
-static ngx_int_t ngx_http_grpc_guard_jwt_json_match(json_t *v,
-    ngx_array_t *values, ngx_uint_t split, ngx_uint_t depth);
-static ngx_int_t ngx_http_grpc_guard_jwt_format(ngx_pool_t *pool,
-    json_t *value, ngx_uint_t nested, ngx_str_t *out);
-static ngx_int_t ngx_http_grpc_guard_jwt_dump(ngx_pool_t *pool,
-    json_t *value, ngx_str_t *out);
 
 
 ngx_http_grpc_guard_jwt_alg_t
@@ -176,8 +158,7 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     char                              *reason;
     u_char                            *set;
     ngx_int_t                          rc;
-    ngx_str_t                          token;
-    ngx_table_elt_t                   *h;
+    ngx_str_t                          token, s;
     ngx_http_grpc_guard_jwt_ctx_t     *jctx;
     ngx_http_grpc_guard_jwt_conf_t    *jcf;
     ngx_http_grpc_guard_jwt_cache_t   *cache;
@@ -188,39 +169,24 @@ ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
 
     jcf = &glcf->jwt;
 
-    rc = ngx_http_grpc_guard_jwt_get_token(r, jcf, &token, &h);
-
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        res->reason = "jwt_missing";
-        return NGX_DECLINED;
-    }
-
-    res->presented = 1;
-
-    if (h && !glcf->forward_credentials) {
-
-        /*
-         * the credential the guard consumes is not sent upstream,
-         * whatever the outcome; r->headers_in.authorization stays
-         */
-
-        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (glcf->require_tls && r->connection->ssl == NULL) {
-        res->reason = "tls_required";
-        res->message = &ngx_http_grpc_guard_jwt_tls_message;
-        return NGX_DECLINED;
+    rc = ngx_http_grpc_guard_jwt_bearer(r, glcf, ctx, res, "jwt_missing",
+                                        &token);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (token.len == 0) {
         res->reason = "jwt_malformed";
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_grpc_guard_introspect_shared(glcf)
+        && ngx_http_grpc_guard_jwt_split(&token, &s, &s, &s) != NGX_OK)
+    {
+        /* not in JWS compact form: the identity provider introspects it */
+
+        res->presented = 0;
+        res->reason = "jwt_missing";
         return NGX_DECLINED;
     }
 
@@ -352,6 +318,50 @@ verified:
 
 
 ngx_int_t
+ngx_http_grpc_guard_jwt_bearer(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res, char *missing, ngx_str_t *token)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *h;
+
+    /*
+     * the bearer token of a call, for jwt and for introspection alike:
+     * NGX_DECLINED with the reason when there is none or it came without
+     * TLS; the header is taken out of the request whatever the outcome
+     * (r->headers_in.authorization stays)
+     */
+
+    rc = ngx_http_grpc_guard_jwt_get_token(r, &glcf->jwt, token, &h);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        res->reason = missing;
+        return NGX_DECLINED;
+    }
+
+    res->presented = 1;
+
+    if (h && !glcf->forward_credentials) {
+        if (ngx_http_grpc_guard_take_header(r, ctx, h) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (glcf->require_tls && r->connection->ssl == NULL) {
+        res->reason = "tls_required";
+        res->message = &ngx_http_grpc_guard_jwt_tls_message;
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_http_grpc_guard_jwt_strip(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx)
 {
@@ -378,7 +388,7 @@ ngx_http_grpc_guard_jwt_strip(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_str_t *token,
     ngx_table_elt_t **header)
@@ -438,7 +448,7 @@ ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
 }
 
 
-static ngx_http_grpc_guard_jwt_ctx_t *
+ngx_http_grpc_guard_jwt_ctx_t *
 ngx_http_grpc_guard_jwt_create_ctx(ngx_pool_t *pool, ngx_str_t *token)
 {
     ngx_pool_cleanup_t             *cln;
@@ -755,7 +765,7 @@ ngx_http_grpc_guard_jwt_decode(ngx_str_t *dst, ngx_str_t *src)
 }
 
 
-static json_t *
+json_t *
 ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data, size_t len)
 {
     json_t        *json;
@@ -1423,335 +1433,4 @@ ngx_http_grpc_guard_jwt_in_list(ngx_array_t *list, json_t *value)
     }
 
     return 0;
-}
-
-
-ngx_int_t
-ngx_http_grpc_guard_jwt_value(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
-    ngx_str_t *value)
-{
-    u_char     *p, *last;
-    ngx_int_t   rc;
-
-    rc = ngx_http_grpc_guard_jwt_lookup(r, ctx, header, name, value);
-
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    /*
-     * the value goes into request headers and text logs: one with a
-     * control character is taken as absent; the line logged names the
-     * claim, never its value
-     */
-
-    last = value->data + value->len;
-
-    for (p = value->data; p < last; p++) {
-        if (*p < 0x20 || *p == 0x7f) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "grpc guard: JWT %s \"%V\" holds a control "
-                          "character, taken as empty",
-                          header ? "header member" : "claim", name);
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_jwt_lookup(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_uint_t header, ngx_str_t *name,
-    ngx_str_t *value)
-{
-    json_t                         *v;
-    ngx_int_t                       rc;
-    ngx_http_grpc_guard_jwt_ctx_t  *jctx;
-
-    jctx = ctx->call.jwt;
-
-    /* what the cache keeps needs no parsing */
-
-    if (!header && !jctx->parsed) {
-
-        if (name->len == 3 && ngx_strncmp(name->data, "sub", 3) == 0) {
-            *value = jctx->sub;
-            return value->len ? NGX_OK : NGX_DECLINED;
-        }
-
-        if (name->len == 3 && ngx_strncmp(name->data, "iss", 3) == 0) {
-            *value = jctx->iss;
-            return value->len ? NGX_OK : NGX_DECLINED;
-        }
-    }
-
-    if (!jctx->parsed) {
-
-        /* a cache hit: the token is parsed when a claim is first read */
-
-        rc = ngx_http_grpc_guard_jwt_parse(r->pool, jctx, NULL);
-
-        if (rc != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "grpc guard: a verified token could not be parsed");
-            return NGX_ERROR;
-        }
-    }
-
-    v = json_object_getn(header ? jctx->header : jctx->payload,
-                         (char *) name->data, name->len);
-
-    if (v == NULL || json_is_null(v)) {
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_grpc_guard_jwt_format(r->pool, v, 0, value);
-}
-
-
-void
-ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
-    ngx_str_t *sub, ngx_str_t *iss)
-{
-    *sub = ctx->call.jwt->sub;
-    *iss = ctx->call.jwt->iss;
-}
-
-
-ngx_int_t
-ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
-    ngx_uint_t split)
-{
-    json_t  *v;
-
-    /*
-     * a claim of the payload against the values of an ACL condition:
-     * a string, split into words when asked, an integer or a boolean as
-     * its JSON text, or any element of an array of them
-     */
-
-    v = ngx_http_grpc_guard_jwt_claim(r, ctx, name);
-
-    return v && ngx_http_grpc_guard_jwt_json_match(v, values, split, 0);
-}
-
-
-static json_t *
-ngx_http_grpc_guard_jwt_claim(ngx_http_request_t *r,
-    ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name)
-{
-    json_t                         *v;
-    ngx_http_grpc_guard_jwt_ctx_t  *jctx;
-
-    jctx = ctx->call.jwt;
-
-    if (jctx == NULL) {
-        return NULL;
-    }
-
-    if (!jctx->parsed) {
-
-        /* a cache hit: the token is parsed when a claim is first read */
-
-        if (ngx_http_grpc_guard_jwt_parse(r->pool, jctx, NULL) != NGX_OK) {
-            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "grpc guard: a verified token could not be parsed");
-            return NULL;
-        }
-    }
-
-    v = json_object_getn(jctx->payload, (char *) name->data, name->len);
-
-    if (v == NULL || json_is_null(v)) {
-        return NULL;
-    }
-
-    return v;
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_jwt_json_match(json_t *v, ngx_array_t *values,
-    ngx_uint_t split, ngx_uint_t depth)
-{
-    u_char      *p;
-    size_t       i;
-    ngx_str_t    s;
-    u_char       buf[NGX_INT64_LEN + 2];
-
-    switch (json_typeof(v)) {
-
-    case JSON_STRING:
-        s.data = (u_char *) json_string_value(v);
-        s.len = json_string_length(v);
-
-        return ngx_http_grpc_guard_acl_text_match(&s, values, split);
-
-    case JSON_INTEGER:
-        p = ngx_sprintf(buf, "%L", (int64_t) json_integer_value(v));
-        s.data = buf;
-        s.len = p - buf;
-
-        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
-
-    case JSON_TRUE:
-        ngx_str_set(&s, "true");
-        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
-
-    case JSON_FALSE:
-        ngx_str_set(&s, "false");
-        return ngx_http_grpc_guard_acl_text_match(&s, values, 0);
-
-    case JSON_ARRAY:
-
-        /* any element; arrays of arrays are not looked into */
-
-        if (depth) {
-            return 0;
-        }
-
-        for (i = 0; i < json_array_size(v); i++) {
-            if (ngx_http_grpc_guard_jwt_json_match(json_array_get(v, i),
-                                                   values, 0, 1))
-            {
-                return 1;
-            }
-        }
-
-        return 0;
-
-    default:
-        return 0;
-    }
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_jwt_format(ngx_pool_t *pool, json_t *value,
-    ngx_uint_t nested, ngx_str_t *out)
-{
-    size_t      i, n, len;
-    u_char     *p;
-    ngx_str_t  *parts;
-
-    switch (json_typeof(value)) {
-
-    case JSON_STRING:
-        out->data = (u_char *) json_string_value(value);
-        out->len = json_string_length(value);
-        return NGX_OK;
-
-    case JSON_INTEGER:
-        p = ngx_pnalloc(pool, NGX_INT64_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        out->data = p;
-        out->len = ngx_sprintf(p, "%L", (int64_t) json_integer_value(value))
-                   - p;
-        return NGX_OK;
-
-    case JSON_TRUE:
-        ngx_str_set(out, "true");
-        return NGX_OK;
-
-    case JSON_FALSE:
-        ngx_str_set(out, "false");
-        return NGX_OK;
-
-    case JSON_NULL:
-        ngx_str_set(out, "null");
-        return NGX_OK;
-
-    case JSON_ARRAY:
-
-        if (nested) {
-            break;
-        }
-
-        /* the elements, joined with a space */
-
-        n = json_array_size(value);
-
-        if (n == 0) {
-            out->len = 0;
-            out->data = (u_char *) "";
-            return NGX_OK;
-        }
-
-        parts = ngx_palloc(pool, n * sizeof(ngx_str_t));
-        if (parts == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = n - 1;
-
-        for (i = 0; i < n; i++) {
-            if (ngx_http_grpc_guard_jwt_format(pool, json_array_get(value, i),
-                                               1, &parts[i])
-                != NGX_OK)
-            {
-                return NGX_ERROR;
-            }
-
-            len += parts[i].len;
-        }
-
-        p = ngx_pnalloc(pool, len);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        out->data = p;
-        out->len = len;
-
-        for (i = 0; i < n; i++) {
-            if (i) {
-                *p++ = ' ';
-            }
-
-            p = ngx_cpymem(p, parts[i].data, parts[i].len);
-        }
-
-        return NGX_OK;
-
-    default:
-        break;
-    }
-
-    /* reals, objects, and arrays inside arrays: their JSON text */
-
-    return ngx_http_grpc_guard_jwt_dump(pool, value, out);
-}
-
-
-static ngx_int_t
-ngx_http_grpc_guard_jwt_dump(ngx_pool_t *pool, json_t *value, ngx_str_t *out)
-{
-    size_t  len;
-
-    /*
-     * straight into the pool: what json_dumps() returns would have to go
-     * to jansson's free function, which need not be free(3)
-     */
-
-    len = json_dumpb(value, NULL, 0, JSON_ENCODE_ANY|JSON_COMPACT);
-    if (len == 0) {
-        return NGX_ERROR;
-    }
-
-    out->data = ngx_pnalloc(pool, len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->len = json_dumpb(value, (char *) out->data, len,
-                          JSON_ENCODE_ANY|JSON_COMPACT);
-
-    return (out->len == len) ? NGX_OK : NGX_ERROR;
 }

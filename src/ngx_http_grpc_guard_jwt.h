@@ -115,6 +115,7 @@ struct ngx_http_grpc_guard_jwt_ctx_s {
     ngx_str_t                   token;
     ngx_str_t                   sub;
     ngx_str_t                   iss;
+    ngx_str_t                   client_id;  /* introspection: no "sub" */
     json_t                     *header;
     json_t                     *payload;
     unsigned                    parsed:1;
@@ -242,6 +243,17 @@ struct ngx_http_grpc_guard_jwt_remote_s {
 
 /* ngx_http_grpc_guard_jwt.c */
 
+ngx_int_t ngx_http_grpc_guard_jwt_get_token(ngx_http_request_t *r,
+    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_str_t *token,
+    ngx_table_elt_t **header);
+ngx_int_t ngx_http_grpc_guard_jwt_bearer(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res, char *missing, ngx_str_t *token);
+ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_create_ctx(
+    ngx_pool_t *pool, ngx_str_t *token);
+json_t *ngx_http_grpc_guard_jwt_json(ngx_pool_t *pool, u_char *data,
+    size_t len);
+
 ngx_int_t ngx_http_grpc_guard_jwt_split(ngx_str_t *token,
     ngx_str_t *header, ngx_str_t *payload, ngx_str_t *signature);
 ngx_int_t ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
@@ -259,6 +271,11 @@ void *ngx_http_grpc_guard_jwt_json_alloc(size_t size);
 void ngx_http_grpc_guard_jwt_json_free(void *p);
 ngx_http_grpc_guard_jwt_alg_t *ngx_http_grpc_guard_jwt_find_alg(u_char *name,
     size_t len);
+
+/* ngx_http_grpc_guard_jwt_claims.c */
+
+ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_claims_ctx(
+    ngx_pool_t *pool, ngx_str_t *token, ngx_str_t *text);
 
 /* ngx_http_grpc_guard_jwt_cache.c */
 

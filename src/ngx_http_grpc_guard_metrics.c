@@ -42,12 +42,15 @@ ngx_str_t  ngx_http_grpc_guard_metrics_reasons[] = {
     ngx_string("api_key_expired"),
     ngx_string("api_key_missing"),
     ngx_string("api_key_unknown"),
+    ngx_string("authz_denied"),
+    ngx_string("authz_unavailable"),
     ngx_string("bad_request"),
     ngx_string("body_too_large"),
     ngx_string("deadline_malformed"),
     ngx_string("deadline_missing"),
     ngx_string("http_error"),
     ngx_string("internal_error"),
+    ngx_string("introspection_unavailable"),
     ngx_string("jwks_unavailable"),
     ngx_string("jwt_bad_alg"),
     ngx_string("jwt_bad_audience"),
@@ -79,6 +82,9 @@ ngx_str_t  ngx_http_grpc_guard_metrics_reasons[] = {
     ngx_string("redis_unavailable"),
     ngx_string("reflection_disabled"),
     ngx_string("tls_required"),
+    ngx_string("token_inactive"),
+    ngx_string("token_malformed"),
+    ngx_string("token_missing"),
     ngx_string("upstream_timeout"),
     ngx_string("upstream_unavailable"),
     ngx_string("other")
@@ -399,8 +405,12 @@ ngx_http_grpc_guard_metrics_auth(ngx_uint_t method, ngx_int_t rc,
         m = 1;
         break;
 
-    default: /* NGX_HTTP_GRPC_GUARD_AUTH_MTLS */
+    case NGX_HTTP_GRPC_GUARD_AUTH_MTLS:
         m = 2;
+        break;
+
+    default: /* NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION */
+        m = 3;
         break;
     }
 

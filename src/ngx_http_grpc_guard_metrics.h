@@ -53,14 +53,19 @@
 #define NGX_HTTP_GRPC_GUARD_METRICS_ST_OTHER    17
 #define NGX_HTTP_GRPC_GUARD_METRICS_ST_NONE     18
 
-/* authentication: mtls, api_key, jwt; success, missing, failure */
-#define NGX_HTTP_GRPC_GUARD_METRICS_METHODS     3
+/*
+ * authentication: jwt, api_key, mtls, introspection; success, missing,
+ * failure
+ */
+#define NGX_HTTP_GRPC_GUARD_METRICS_METHODS     4
 #define NGX_HTTP_GRPC_GUARD_METRICS_RESULTS     3
 #define NGX_HTTP_GRPC_GUARD_METRICS_AUTH        NGX_HTTP_GRPC_GUARD_METRIC_FIXED
 
 /* remote fetches: by kind, NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_* */
 #define NGX_HTTP_GRPC_GUARD_METRICS_REMOTE                                    \
-    (NGX_HTTP_GRPC_GUARD_METRICS_AUTH + 3 * 3)
+    (NGX_HTTP_GRPC_GUARD_METRICS_AUTH                                         \
+     + NGX_HTTP_GRPC_GUARD_METRICS_METHODS                                    \
+       * NGX_HTTP_GRPC_GUARD_METRICS_RESULTS)
 
 #define NGX_HTTP_GRPC_GUARD_METRICS_FIXED                                     \
     (NGX_HTTP_GRPC_GUARD_METRICS_REMOTE                                       \
@@ -190,7 +195,7 @@ typedef struct {
 
 
 /* the reason codes the module gives: ngx_http_grpc_guard_metrics_reasons */
-#define NGX_HTTP_GRPC_GUARD_METRICS_REASONS     48
+#define NGX_HTTP_GRPC_GUARD_METRICS_REASONS     54
 
 
 ngx_int_t ngx_http_grpc_guard_metrics_log_handler(ngx_http_request_t *r);

@@ -51,10 +51,10 @@ static ngx_str_t  ngx_http_grpc_guard_metrics_statuses[] = {
 };
 
 
-/* in the order of NGX_HTTP_GRPC_GUARD_AUTH_* bits: jwt, api_key, mtls */
+/* in the order of NGX_HTTP_GRPC_GUARD_AUTH_* bits */
 
 static char  *ngx_http_grpc_guard_metrics_methods[] = {
-    "jwt", "api_key", "mtls"
+    "jwt", "api_key", "mtls", "introspection"
 };
 
 

@@ -78,6 +78,13 @@ static ngx_http_grpc_guard_auth_method_t  ngx_http_grpc_guard_auth_methods[] = {
       ngx_http_grpc_guard_jwt_configured,
       ngx_http_grpc_guard_jwt_strip },
 
+    /* the same bearer token as jwt, so the same strip */
+
+    { ngx_string("introspection"), NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION,
+      ngx_http_grpc_guard_introspect_authenticate,
+      ngx_http_grpc_guard_introspect_configured,
+      ngx_http_grpc_guard_jwt_strip },
+
     { ngx_null_string, 0, NULL, NULL, NULL }
 };
 
@@ -93,7 +100,9 @@ static ngx_http_grpc_guard_merge_pt  ngx_http_grpc_guard_merges[] = {
     ngx_http_grpc_guard_audit_merge_conf,
     ngx_http_grpc_guard_api_key_merge_conf,
     ngx_http_grpc_guard_acl_merge_conf,
+    ngx_http_grpc_guard_authz_merge_conf,
     ngx_http_grpc_guard_jwt_merge_conf,
+    ngx_http_grpc_guard_introspect_merge_conf,
     ngx_http_grpc_guard_message_merge_conf,
     ngx_http_grpc_guard_xfcc_merge_conf,
     ngx_http_grpc_guard_metrics_merge_conf,
@@ -344,6 +353,20 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
       offsetof(ngx_http_grpc_guard_loc_conf_t, acl_mode),
       &ngx_http_grpc_guard_acl_modes },
 
+    { ngx_string("grpc_guard_authz_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_authz_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_authz_metadata"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_authz_metadata,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("grpc_guard_max_message_size"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_grpc_guard_max_message_size,
@@ -361,6 +384,13 @@ static ngx_command_t  ngx_http_grpc_guard_commands[] = {
     { ngx_string("grpc_guard_jwt_key_request"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_grpc_guard_jwt_key_request,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("grpc_guard_introspection_request"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_grpc_guard_introspection_request,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -509,6 +539,11 @@ ngx_http_grpc_guard_run(ngx_http_request_t *r,
 
         case NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE:
             rc = ngx_http_grpc_guard_acl_check(r, glcf, ctx);
+            break;
+
+        case NGX_HTTP_GRPC_GUARD_STAGE_AUTHZ:
+            rc = glcf->authz ? ngx_http_grpc_guard_authz(r, glcf, ctx)
+                             : NGX_DECLINED;
             break;
 
         default:
@@ -758,12 +793,23 @@ ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx)
         ngx_string("mtls"),
         ngx_string("jwt+mtls"),
         ngx_string("api_key+mtls"),
-        ngx_string("api_key+jwt+mtls")
+        ngx_string("api_key+jwt+mtls"),
+        ngx_string("introspection"),
+        ngx_string("introspection+jwt"),
+        ngx_string("api_key+introspection"),
+        ngx_string("api_key+introspection+jwt"),
+        ngx_string("introspection+mtls"),
+        ngx_string("introspection+jwt+mtls"),
+        ngx_string("api_key+introspection+mtls"),
+        ngx_string("api_key+introspection+jwt+mtls")
     };
 
+    ngx_str_t  id;
+
     /*
-     * the principal is the JWT "sub", else the API-key client id, else
-     * the certificate's identity; the audit record keeps all of them
+     * the principal is the JWT "sub" (or, from an introspection reply,
+     * "sub" else "client_id"), else the API-key client id, else the
+     * certificate's identity; the audit record keeps all of them
      */
 
     ngx_str_null(&ctx->call.principal);
@@ -780,14 +826,15 @@ ngx_http_grpc_guard_identify(ngx_http_grpc_guard_ctx_t *ctx)
     }
 
     if (ctx->call.jwt) {
-        ngx_http_grpc_guard_jwt_identity(ctx, &ctx->call.sub, &ctx->call.iss);
+        ngx_http_grpc_guard_jwt_identity(ctx, &ctx->call.sub, &ctx->call.iss,
+                                         &id);
 
-        if (ctx->call.sub.len) {
-            ctx->call.principal = ctx->call.sub;
+        if (id.len) {
+            ctx->call.principal = id;
         }
     }
 
-    ctx->call.principal_kind = kinds[ctx->call.auth & 7];
+    ctx->call.principal_kind = kinds[ctx->call.auth & 15];
 }
 
 
@@ -1124,10 +1171,13 @@ ngx_http_grpc_guard_create_loc_conf(ngx_conf_t *cf)
     conf->api_keys = NGX_CONF_UNSET_PTR;
     conf->acl_rules = NGX_CONF_UNSET_PTR;
     conf->acl_mode = NGX_CONF_UNSET_UINT;
+    conf->authz = NGX_CONF_UNSET_PTR;
+    conf->authz_metadata = NGX_CONF_UNSET_PTR;
     conf->max_message_size = NGX_CONF_UNSET_SIZE;
 
     ngx_http_grpc_guard_limit_create_conf(&conf->limit);
     ngx_http_grpc_guard_jwt_create_conf(&conf->jwt);
+    conf->introspect = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -1285,6 +1335,10 @@ ngx_http_grpc_guard_turns_on(ngx_http_grpc_guard_loc_conf_t *conf)
     if (conf->max_message_size != NGX_CONF_UNSET_SIZE
         && conf->max_message_size != 0)
     {
+        return 1;
+    }
+
+    if (conf->authz != NGX_CONF_UNSET_PTR && conf->authz != NULL) {
         return 1;
     }
 

@@ -52,8 +52,9 @@
 #define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_PRE     1
 #define NGX_HTTP_GRPC_GUARD_STAGE_AUTHENTICATE  2
 #define NGX_HTTP_GRPC_GUARD_STAGE_AUTHORIZE     3
-#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST    4
-#define NGX_HTTP_GRPC_GUARD_STAGE_DONE          5
+#define NGX_HTTP_GRPC_GUARD_STAGE_AUTHZ         4
+#define NGX_HTTP_GRPC_GUARD_STAGE_LIMIT_POST    5
+#define NGX_HTTP_GRPC_GUARD_STAGE_DONE          6
 
 
 /* where the final grpc-status of an RPC came from */
@@ -89,6 +90,7 @@
 #define NGX_HTTP_GRPC_GUARD_AUTH_JWT            0x0001
 #define NGX_HTTP_GRPC_GUARD_AUTH_API_KEY        0x0002
 #define NGX_HTTP_GRPC_GUARD_AUTH_MTLS           0x0004
+#define NGX_HTTP_GRPC_GUARD_AUTH_INTROSPECTION  0x0008
 
 #define NGX_HTTP_GRPC_GUARD_SATISFY_ALL         0
 #define NGX_HTTP_GRPC_GUARD_SATISFY_ANY         1
@@ -131,6 +133,15 @@ typedef struct {
 
 
 typedef struct ngx_http_grpc_guard_acl_s  ngx_http_grpc_guard_acl_t;
+
+
+/* grpc_guard_authz_request, and a call's question: authz.c */
+typedef struct ngx_http_grpc_guard_authz_s  ngx_http_grpc_guard_authz_t;
+typedef struct ngx_http_grpc_guard_authz_ctx_s
+    ngx_http_grpc_guard_authz_ctx_t;
+
+/* the room a decision of the policy engine takes: a byte and a reason */
+#define NGX_HTTP_GRPC_GUARD_AUTHZ_DECISION      (1 + 256)
 
 
 /*
@@ -235,6 +246,11 @@ typedef struct ngx_http_grpc_guard_jwt_remote_s
     ngx_http_grpc_guard_jwt_remote_t;
 
 
+/* grpc_guard_introspection_request: ngx_http_grpc_guard_introspect.c */
+typedef struct ngx_http_grpc_guard_introspect_s
+    ngx_http_grpc_guard_introspect_t;
+
+
 /* a thing fetched with a subrequest: ngx_http_grpc_guard_remote.c */
 typedef struct ngx_http_grpc_guard_remote_s  ngx_http_grpc_guard_remote_t;
 typedef struct ngx_http_grpc_guard_remote_wait_s
@@ -243,6 +259,25 @@ typedef struct ngx_http_grpc_guard_remote_wait_s
 /* whether a reply is good enough to replace the last result: NGX_OK */
 typedef ngx_int_t (*ngx_http_grpc_guard_remote_check_pt)(ngx_log_t *log,
     ngx_str_t *body, void *data);
+
+/* a reply to a keyed thing, as its check callback sees it */
+
+typedef struct {
+    ngx_log_t                  *log;
+    ngx_pool_t                 *pool;       /* for a result of its own */
+    ngx_uint_t                  status;     /* HTTP status of the reply */
+    ngx_str_t                   body;       /* up to max_size */
+    ngx_str_t                   result;     /* what is kept: the body... */
+    ngx_msec_t                  valid;      /* ...for so long; 0: not kept */
+} ngx_http_grpc_guard_remote_reply_t;
+
+/*
+ * NGX_OK: an answer (reply->result, kept for reply->valid ms, given to
+ * every call that waited for it); NGX_DECLINED: not an answer, a failure
+ * that is never kept
+ */
+typedef ngx_int_t (*ngx_http_grpc_guard_remote_keyed_pt)(
+    ngx_http_grpc_guard_remote_reply_t *reply, void *data);
 
 
 typedef struct {
@@ -303,11 +338,14 @@ typedef struct {
     ngx_flag_t                  forward_credentials;
     ngx_array_t                *xfcc_trusted;   /* ngx_cidr_t, NULL: off */
     ngx_http_grpc_guard_jwt_conf_t  jwt;
+    ngx_http_grpc_guard_introspect_t  *introspect;
     ngx_array_t                *api_keys;   /* sorted by hash */
     ngx_str_t                   api_key_header;
     ngx_array_t                *acl_rules;  /* acl.c's rule type */
     ngx_http_grpc_guard_acl_t  *acl;        /* the rules, indexed */
     ngx_uint_t                  acl_mode;
+    ngx_http_grpc_guard_authz_t  *authz;    /* NULL: no external decision */
+    ngx_array_t                *authz_metadata;     /* ngx_str_t */
     size_t                      max_message_size;   /* 0: off */
     ngx_http_grpc_guard_metrics_loc_t  *metrics;
 } ngx_http_grpc_guard_loc_conf_t;
@@ -353,6 +391,7 @@ typedef struct {
     ngx_http_grpc_guard_api_key_t  *api_key;    /* the key that matched */
     ngx_http_grpc_guard_peer_t  *peer;      /* a verified certificate */
     ngx_http_grpc_guard_peer_t  *xfcc;      /* x-forwarded-client-cert */
+    ngx_http_grpc_guard_authz_ctx_t  *authz;    /* the engine's question */
 
     ngx_int_t                   grpc_status;    /* local reply, or -1 */
     ngx_uint_t                  stage;
@@ -500,10 +539,29 @@ char *ngx_http_grpc_guard_jwt_key_request(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_grpc_guard_add_variables(ngx_conf_t *cf);
 
 void ngx_http_grpc_guard_jwt_identity(ngx_http_grpc_guard_ctx_t *ctx,
-    ngx_str_t *sub, ngx_str_t *iss);
+    ngx_str_t *sub, ngx_str_t *iss, ngx_str_t *id);
 ngx_int_t ngx_http_grpc_guard_jwt_claim_match(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_str_t *name, ngx_array_t *values,
     ngx_uint_t split);
+
+/* ngx_http_grpc_guard_introspect.c: opaque tokens (RFC 7662) */
+
+char *ngx_http_grpc_guard_introspection_request(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_grpc_guard_introspect_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+ngx_uint_t ngx_http_grpc_guard_introspect_configured(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_uint_t ngx_http_grpc_guard_introspect_shared(
+    ngx_http_grpc_guard_loc_conf_t *glcf);
+ngx_int_t ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_auth_result_t *res);
+ngx_int_t ngx_http_grpc_guard_introspect_reply(
+    ngx_http_grpc_guard_remote_reply_t *reply, void *data);
+ngx_http_grpc_guard_introspect_t *ngx_http_grpc_guard_introspect_create(
+    ngx_pool_t *pool, ngx_msec_t cache, ngx_msec_t negative);
 
 /* ngx_http_grpc_guard_apikey.c: API keys */
 
@@ -572,6 +630,20 @@ ngx_http_grpc_guard_pattern_t *ngx_http_grpc_guard_acl_pattern(
 ngx_int_t ngx_http_grpc_guard_acl_text_match(ngx_str_t *text,
     ngx_array_t *values, ngx_uint_t words);
 
+/* ngx_http_grpc_guard_authz.c: the external decision (OPA Data API) */
+
+ngx_int_t ngx_http_grpc_guard_authz(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx);
+ngx_int_t ngx_http_grpc_guard_authz_reply(ngx_str_t *body,
+    ngx_str_t *decision);
+char *ngx_http_grpc_guard_authz_request(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_authz_metadata(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_grpc_guard_authz_merge_conf(ngx_conf_t *cf,
+    ngx_http_grpc_guard_loc_conf_t *prev,
+    ngx_http_grpc_guard_loc_conf_t *conf);
+
 /* ngx_http_grpc_guard_limit.c: the rate limiter's policy */
 
 ngx_int_t ngx_http_grpc_guard_limit(ngx_http_request_t *r,
@@ -631,6 +703,23 @@ ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add(ngx_conf_t *cf,
     ngx_uint_t kind, ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
     ngx_http_grpc_guard_remote_check_pt check, void *data);
 ngx_str_t *ngx_http_grpc_guard_remote_uri(ngx_http_grpc_guard_remote_t *rm);
+
+/*
+ * keyed things (a result per SHA-256 key, each with its own expiry):
+ * the outcomes of ngx_http_grpc_guard_remote_keyed() are described at the
+ * top of ngx_http_grpc_guard_remote.c; the subrequest's body is "body",
+ * the value of a variable whose handler calls
+ * ngx_http_grpc_guard_remote_body() with the thing's kind
+ */
+ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add_keyed(
+    ngx_conf_t *cf, ngx_uint_t kind, ngx_str_t *uri, size_t max_size,
+    ngx_msec_t timeout, ngx_http_grpc_guard_remote_keyed_pt check,
+    void *data);
+ngx_int_t ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_str_t *body,
+    ngx_pool_t *pool, ngx_str_t *result);
+ngx_int_t ngx_http_grpc_guard_remote_body(ngx_http_request_t *r,
+    ngx_uint_t kind, ngx_str_t *value);
 ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, ngx_uint_t *version,
     ngx_msec_t *fetched, ngx_pool_t *pool, ngx_str_t *text);

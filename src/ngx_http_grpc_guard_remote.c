@@ -5,15 +5,54 @@
 
 
 /*
- * What the guard asks of other services (an identity provider's JWKS
- * today): a subrequest to a location the operator writes, its reply read
- * in memory, checked by the concern that asked, and kept in a shared zone
- * that every worker reads.  One fetch of a thing at a time across all the
- * workers; the calls that need its result wait for it, parked, and the
- * others go on with the last good result.  Each fetch that ends and each
- * call that looks for a result is counted with an atomic add (see
- * ngx_http_grpc_guard_metrics_remote()); the metrics page asks for the
- * age of the results (ngx_http_grpc_guard_remote_age()).
+ * What the guard asks of other services: a subrequest to a location the
+ * operator writes, its reply read in memory, checked by the concern that
+ * asked, and kept in a shared zone that every worker reads.  One fetch of
+ * a thing at a time across all the workers; the calls that need its
+ * result wait for it, parked, and the others go on with the last good
+ * result.  Each fetch that ends and each call that looks for a result is
+ * counted with an atomic add (see ngx_http_grpc_guard_metrics_remote());
+ * the metrics page asks for the age of the results
+ * (ngx_http_grpc_guard_remote_age()).
+ *
+ * Two sorts of things:
+ *
+ * - one result per thing (a JWKS): ngx_http_grpc_guard_remote_add(),
+ *   ngx_http_grpc_guard_remote_result() and
+ *   ngx_http_grpc_guard_remote_fetch(); a GET with an empty body.
+ *
+ * - keyed things (introspection by the SHA-256 of a token, external
+ *   authorization by the SHA-256 of its input): one result per key, each
+ *   with its own expiry.  At configuration time
+ *   ngx_http_grpc_guard_remote_add_keyed() with a check callback; at run
+ *   time one call, ngx_http_grpc_guard_remote_keyed(r, rm, key, body,
+ *   pool, &result):
+ *
+ *     NGX_OK        "result" holds a result (in "pool"): one in the zone
+ *                   that has not expired, or the one the call waited for
+ *                   (even when it is not kept);
+ *     NGX_AGAIN     the call is parked: its own fetch, or another
+ *                   worker's fetch of the same key, is under way; the
+ *                   stage runs again when it ends (at most the fetch
+ *                   timeout later) and the same call gives the outcome;
+ *     NGX_DECLINED  no answer: the fetch failed (status, size, timeout,
+ *                   or the check said so), a fetch of this key failed
+ *                   less than a second ago, or no room in the zone; the
+ *                   caller maps it to 14 (a failure is never kept);
+ *     NGX_ERROR     no memory.
+ *
+ *   The check callback runs once per reply, in the worker that fetched
+ *   it, on the status and the body: NGX_OK is an answer, kept as
+ *   reply->result (the body unless the check puts something else there,
+ *   allocated from reply->pool) for reply->valid ms (0: given to the
+ *   calls that waited for it, not kept); NGX_DECLINED is a failure.
+ *
+ *   The subrequest's body is "body" (a copy lives as long as the call):
+ *   the location sends it with "proxy_method POST; proxy_set_body
+ *   $VARIABLE;" where the variable's handler returns
+ *   ngx_http_grpc_guard_remote_body(r, kind, &value), which finds the
+ *   body only inside a guard subrequest of that kind.  As every guard
+ *   subrequest, it carries none of the client's headers.
  */
 
 
@@ -42,6 +81,13 @@
 
 /* LRU entries looked at to make room */
 #define NGX_HTTP_GRPC_GUARD_REMOTE_EVICT      8
+
+/* the longest URI of a thing */
+#define NGX_HTTP_GRPC_GUARD_REMOTE_URI_MAX    1024
+
+/* the longest name of a node: the URI, then a key */
+#define NGX_HTTP_GRPC_GUARD_REMOTE_NAME                                       \
+    (NGX_HTTP_GRPC_GUARD_REMOTE_URI_MAX + NGX_HTTP_GRPC_GUARD_SHA256_LEN)
 
 
 typedef struct {
@@ -77,9 +123,10 @@ typedef struct {
     ngx_msec_t                  failed;     /* the last failure */
     ngx_msec_t                  deadline;   /* of the fetch under way */
     ngx_msec_t                  refetched;  /* the last on-demand fetch */
+    ngx_msec_t                  expires;    /* keyed: of the result */
     unsigned                    has_failed:1;
     unsigned                    has_refetched:1;
-    u_short                     name_len;
+    u_short                     name_len;   /* URI, then the key if any */
     u_char                      name[1];
 } ngx_http_grpc_guard_remote_node_t;
 
@@ -91,6 +138,7 @@ struct ngx_http_grpc_guard_remote_s {
     size_t                      max_size;
     ngx_msec_t                  timeout;
     ngx_http_grpc_guard_remote_check_pt  check;
+    ngx_http_grpc_guard_remote_keyed_pt  keyed;  /* NULL: one result */
     void                       *data;
 };
 
@@ -107,17 +155,41 @@ struct ngx_http_grpc_guard_remote_wait_s {
     ngx_uint_t                  ended;      /* of the node, at the start */
     ngx_uint_t                  owner;      /* the call's own fetch, or 0 */
     ngx_buf_t                  *body;       /* the reply, up to max_size */
+
+    /* keyed things */
+    u_char                      key[NGX_HTTP_GRPC_GUARD_SHA256_LEN];
+    ngx_str_t                   send;       /* the subrequest's body */
+    ngx_str_t                   result;     /* of the call's own fetch */
+    ngx_uint_t                  version;    /* of the node, at the start */
+
     unsigned                    queued:1;
     unsigned                    done:1;
     unsigned                    too_big:1;
+    unsigned                    keyed:1;
+    unsigned                    answered:1; /* "result" is the answer */
 };
 
 
 static ngx_http_grpc_guard_remote_zone_t *ngx_http_grpc_guard_remote_zone(
     ngx_http_request_t *r);
+static ngx_int_t ngx_http_grpc_guard_remote_copy(
+    ngx_http_grpc_guard_remote_node_t *node, ngx_uint_t *version,
+    ngx_pool_t *pool, ngx_str_t *result);
+static ngx_uint_t ngx_http_grpc_guard_remote_lock(
+    ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
+    ngx_http_grpc_guard_remote_node_t *node);
+static ngx_http_grpc_guard_remote_wait_t *ngx_http_grpc_guard_remote_wait(
+    ngx_http_request_t *r, ngx_http_grpc_guard_ctx_t *ctx,
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_uint_t owner,
+    ngx_uint_t ended);
+static ngx_int_t ngx_http_grpc_guard_remote_park(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_wait_t *w);
+static void ngx_http_grpc_guard_remote_release(
+    ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
+    u_char *key, ngx_uint_t owner);
 static ngx_http_grpc_guard_remote_node_t *ngx_http_grpc_guard_remote_lookup(
     ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
-    ngx_uint_t create);
+    u_char *key, ngx_uint_t create);
 static void ngx_http_grpc_guard_remote_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_grpc_guard_remote_evict(
@@ -131,9 +203,10 @@ static ngx_int_t ngx_http_grpc_guard_remote_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_grpc_guard_remote_store(ngx_log_t *log,
     ngx_http_grpc_guard_remote_wait_t *w, ngx_str_t *body, char *failure,
-    ngx_uint_t status);
+    ngx_uint_t status, ngx_msec_t valid);
 static void ngx_http_grpc_guard_remote_wake_all(
-    ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm);
+    ngx_http_grpc_guard_remote_zone_t *zone, ngx_http_grpc_guard_remote_t *rm,
+    u_char *key);
 static void ngx_http_grpc_guard_remote_wake(
     ngx_http_grpc_guard_remote_wait_t *w);
 static void ngx_http_grpc_guard_remote_handler(ngx_event_t *ev);
@@ -152,6 +225,25 @@ static ngx_str_t  ngx_http_grpc_guard_remote_zone_name =
 
 
 ngx_http_grpc_guard_remote_t *
+ngx_http_grpc_guard_remote_add_keyed(ngx_conf_t *cf, ngx_uint_t kind,
+    ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
+    ngx_http_grpc_guard_remote_keyed_pt check, void *data)
+{
+    ngx_http_grpc_guard_remote_t  *rm;
+
+    rm = ngx_http_grpc_guard_remote_add(cf, kind, uri, max_size, timeout,
+                                        NULL, data);
+    if (rm == NULL) {
+        return NULL;
+    }
+
+    rm->keyed = check;
+
+    return rm;
+}
+
+
+ngx_http_grpc_guard_remote_t *
 ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_uint_t kind,
     ngx_str_t *uri, size_t max_size, ngx_msec_t timeout,
     ngx_http_grpc_guard_remote_check_pt check, void *data)
@@ -167,7 +259,7 @@ ngx_http_grpc_guard_remote_add(ngx_conf_t *cf, ngx_uint_t kind,
         return NULL;
     }
 
-    if (uri->len > 1024) {
+    if (uri->len > NGX_HTTP_GRPC_GUARD_REMOTE_URI_MAX) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "the URI is too long");
         return NULL;
     }
@@ -244,7 +336,7 @@ ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_grpc_guard_remote_lookup(zone, rm, 0);
+    node = ngx_http_grpc_guard_remote_lookup(zone, rm, NULL, 0);
 
     if (node == NULL || node->version == 0) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -284,7 +376,6 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 {
     ngx_msec_t                          now;
     ngx_uint_t                          owner, ended;
-    ngx_pool_cleanup_t                 *cln;
     ngx_http_grpc_guard_ctx_t          *ctx;
     ngx_http_grpc_guard_remote_node_t  *node;
     ngx_http_grpc_guard_remote_wait_t  *w;
@@ -311,7 +402,7 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_grpc_guard_remote_lookup(zone, rm, 1);
+    node = ngx_http_grpc_guard_remote_lookup(zone, rm, NULL, 1);
 
     if (node == NULL) {
         ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -348,16 +439,7 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 
     } else {
 
-        /* this call fetches; the lock ends by itself at the deadline */
-
-        owner = ++zone->sh->fetches;
-
-        if (owner == 0) {
-            owner = ++zone->sh->fetches;
-        }
-
-        node->owner = owner;
-        node->deadline = now + rm->timeout;
+        owner = ngx_http_grpc_guard_remote_lock(zone, rm, node);
 
         if (interval) {
             node->refetched = now;
@@ -369,13 +451,234 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
+    w = ngx_http_grpc_guard_remote_wait(r, ctx, rm, NULL, owner, ended);
+
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_grpc_guard_remote_park(r, w);
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_str_t *body,
+    ngx_pool_t *pool, ngx_str_t *result)
+{
+    ngx_int_t                           rc;
+    ngx_msec_t                          now;
+    ngx_uint_t                          owner, ended, version;
+    ngx_http_grpc_guard_ctx_t          *ctx;
+    ngx_http_grpc_guard_remote_node_t  *node;
+    ngx_http_grpc_guard_remote_wait_t  *w;
+    ngx_http_grpc_guard_remote_zone_t  *zone;
+
+    /* what the outcomes mean: the comment at the top of this file */
+
+    ctx = ngx_http_grpc_guard_get_ctx(r);
+
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone = ngx_http_grpc_guard_remote_zone(r);
+    w = ctx->remote;
+
+    if (w && w->done && w->keyed && w->remote == rm
+        && ngx_memcmp(w->key, key, NGX_HTTP_GRPC_GUARD_SHA256_LEN) == 0)
+    {
+        /* the call has waited for this key: the outcome, counted then */
+
+        if (w->answered) {
+            *result = w->result;
+            return NGX_OK;
+        }
+
+        ngx_shmtx_lock(&zone->shpool->mutex);
+
+        node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 0);
+
+        rc = ngx_http_grpc_guard_remote_copy(node, &w->version, pool,
+                                             result);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        return (rc == NGX_DONE) ? NGX_DECLINED : rc;
+    }
+
+    now = ngx_current_msec;
+    owner = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 1);
+
+    /* a result that has not expired */
+
+    rc = ngx_http_grpc_guard_remote_copy(node, NULL, pool, result);
+
+    if (rc != NGX_DONE) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_http_grpc_guard_metrics_remote(rm->kind,
+                                         NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT);
+        return rc;
+    }
+
+    if (node == NULL
+        || (!ngx_http_grpc_guard_remote_busy(node)
+            && node->has_failed
+            && ngx_http_grpc_guard_remote_since(node->failed, now)
+               < NGX_HTTP_GRPC_GUARD_REMOTE_BACKOFF))
+    {
+        /* no room, or the last fetch of this key failed a moment ago */
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_http_grpc_guard_metrics_remote(rm->kind,
+                                 NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_UNAVAILABLE);
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_grpc_guard_remote_busy(node)) {
+        owner = ngx_http_grpc_guard_remote_lock(zone, rm, node);
+    }
+
+    ended = node->ended;
+    version = node->version;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    w = ngx_http_grpc_guard_remote_wait(r, ctx, rm, key, owner, ended);
+
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->version = version;
+
+    if (owner && body->len) {
+        w->send.data = ngx_pstrdup(r->pool, body);
+        if (w->send.data == NULL) {
+            ngx_http_grpc_guard_remote_release(zone, rm, key, owner);
+            return NGX_ERROR;
+        }
+
+        w->send.len = body->len;
+    }
+
+    return ngx_http_grpc_guard_remote_park(r, w);
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_remote_body(ngx_http_request_t *r, ngx_uint_t kind,
+    ngx_str_t *value)
+{
+    ngx_http_grpc_guard_remote_wait_t  *w;
+
+    /*
+     * a variable's value inside the guard's own subrequest of a keyed
+     * thing of "kind", and only there: NGX_DECLINED anywhere else
+     */
+
+    if (r == r->main
+        || r->post_subrequest == NULL
+        || r->post_subrequest->handler != ngx_http_grpc_guard_remote_done)
+    {
+        return NGX_DECLINED;
+    }
+
+    w = r->post_subrequest->data;
+
+    if (!w->keyed || w->remote->kind != kind) {
+        return NGX_DECLINED;
+    }
+
+    *value = w->send;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_remote_copy(ngx_http_grpc_guard_remote_node_t *node,
+    ngx_uint_t *version, ngx_pool_t *pool, ngx_str_t *result)
+{
+    /*
+     * the zone is locked; a keyed result copied into "pool": one that has
+     * not expired, or, with "version", any result stored since the node
+     * had that version (the fetch the call waited for, even when it is
+     * not kept); NGX_DONE: none
+     */
+
+    if (node == NULL || node->data == NULL
+        || (!(version && node->version != *version)
+            && (ngx_msec_int_t) (node->expires - ngx_current_msec) <= 0))
+    {
+        return NGX_DONE;
+    }
+
+    result->data = ngx_pnalloc(pool, ngx_max(node->len, 1));
+    if (result->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(result->data, node->data, node->len);
+    result->len = node->len;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_grpc_guard_remote_lock(ngx_http_grpc_guard_remote_zone_t *zone,
+    ngx_http_grpc_guard_remote_t *rm, ngx_http_grpc_guard_remote_node_t *node)
+{
+    ngx_uint_t  owner;
+
+    /*
+     * the zone is locked; this call fetches, and the lock on the node
+     * ends by itself at the deadline
+     */
+
+    owner = ++zone->sh->fetches;
+
+    if (owner == 0) {
+        owner = ++zone->sh->fetches;
+    }
+
+    node->owner = owner;
+    node->deadline = ngx_current_msec + rm->timeout;
+
+    return owner;
+}
+
+
+static ngx_http_grpc_guard_remote_wait_t *
+ngx_http_grpc_guard_remote_wait(ngx_http_request_t *r,
+    ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_remote_t *rm,
+    u_char *key, ngx_uint_t owner, ngx_uint_t ended)
+{
+    ngx_pool_cleanup_t                 *cln;
+    ngx_http_grpc_guard_remote_wait_t  *w;
+    ngx_http_grpc_guard_remote_zone_t  *zone;
+
+    /*
+     * the call's wait: made once, then used for each fetch it waits for;
+     * without memory, the call's lock goes
+     */
+
+    zone = ngx_http_grpc_guard_remote_zone(r);
     w = ctx->remote;
 
     if (w == NULL) {
         cln = ngx_pool_cleanup_add(r->pool,
                                    sizeof(ngx_http_grpc_guard_remote_wait_t));
         if (cln == NULL) {
-            goto failed;
+            ngx_http_grpc_guard_remote_release(zone, rm, key, owner);
+            return NULL;
         }
 
         w = cln->data;
@@ -395,12 +698,38 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
     w->zone = zone;
     w->ended = ended;
     w->owner = owner;
-    w->deadline = now + rm->timeout;
+    w->body = NULL;
+    w->done = 0;
+    w->too_big = 0;
+    w->answered = 0;
+    w->keyed = (key != NULL);
+    ngx_str_null(&w->send);
+    ngx_str_null(&w->result);
 
-    ngx_queue_insert_tail(&zone->waiters, &w->queue);
+    if (key) {
+        ngx_memcpy(w->key, key, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+    }
+
+    return w;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_remote_park(ngx_http_request_t *r,
+    ngx_http_grpc_guard_remote_wait_t *w)
+{
+    ngx_http_grpc_guard_remote_t  *rm;
+
+    /* the call waits for its own subrequest, or for another's fetch */
+
+    rm = w->remote;
+
+    w->deadline = ngx_current_msec + rm->timeout;
+
+    ngx_queue_insert_tail(&w->zone->waiters, &w->queue);
     w->queued = 1;
 
-    if (owner) {
+    if (w->owner) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "grpc guard remote: fetching \"%V\"", &rm->uri);
 
@@ -410,40 +739,46 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 
             ngx_http_grpc_guard_remote_store(r->connection->log, w, NULL,
                                              "cannot start the subrequest",
-                                             0);
+                                             0, 0);
             return NGX_ERROR;
         }
 
-        ngx_http_grpc_guard_metrics_remote(rm->kind,
-                                        NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_WAIT);
+    } else {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "grpc guard remote: waiting for \"%V\"", &rm->uri);
 
-        return NGX_AGAIN;
+        ngx_add_timer(&w->event, NGX_HTTP_GRPC_GUARD_REMOTE_POLL);
     }
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "grpc guard remote: waiting for \"%V\"", &rm->uri);
-
-    ngx_add_timer(&w->event, NGX_HTTP_GRPC_GUARD_REMOTE_POLL);
 
     ngx_http_grpc_guard_metrics_remote(rm->kind,
                                        NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_WAIT);
 
     return NGX_AGAIN;
+}
 
-failed:
 
-    if (owner) {
-        ngx_shmtx_lock(&zone->shpool->mutex);
+static void
+ngx_http_grpc_guard_remote_release(ngx_http_grpc_guard_remote_zone_t *zone,
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_uint_t owner)
+{
+    ngx_http_grpc_guard_remote_node_t  *node;
 
-        if (node->owner == owner) {
-            node->owner = 0;
-            node->ended++;
-        }
+    /* a fetch that will not be made, or whose call went away */
 
-        ngx_shmtx_unlock(&zone->shpool->mutex);
+    if (owner == 0) {
+        return;
     }
 
-    return NGX_ERROR;
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 0);
+
+    if (node && node->owner == owner) {
+        node->owner = 0;
+        node->ended++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -501,12 +836,19 @@ ngx_http_grpc_guard_remote_age(ngx_http_request_t *r, ngx_uint_t i,
     *kind = rms[i]->kind;
     *uri = &rms[i]->uri;
 
+    if (rms[i]->keyed) {
+
+        /* a result per key: no age of the thing */
+
+        return NGX_DECLINED;
+    }
+
     zone = gmcf->remote_zone->data;
     fetched = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_grpc_guard_remote_lookup(zone, rms[i], 0);
+    node = ngx_http_grpc_guard_remote_lookup(zone, rms[i], NULL, 0);
     found = (node && node->version);
 
     if (found) {
@@ -541,34 +883,50 @@ ngx_http_grpc_guard_remote_zone(ngx_http_request_t *r)
 
 static ngx_http_grpc_guard_remote_node_t *
 ngx_http_grpc_guard_remote_lookup(ngx_http_grpc_guard_remote_zone_t *zone,
-    ngx_http_grpc_guard_remote_t *rm, ngx_uint_t create)
+    ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_uint_t create)
 {
-    size_t                              n;
+    size_t                              n, len;
+    uint32_t                            hash;
     ngx_rbtree_node_t                  *node, *sentinel;
     ngx_http_grpc_guard_remote_node_t  *rn;
+    u_char                              name[NGX_HTTP_GRPC_GUARD_REMOTE_NAME];
 
-    /* the zone is locked */
+    /*
+     * the zone is locked; a keyed thing's name is its URI and then the
+     * key, and the key's first bytes spread its nodes over the tree
+     */
+
+    hash = rm->hash;
+    len = rm->uri.len;
+
+    ngx_memcpy(name, rm->uri.data, len);
+
+    if (key) {
+        hash ^= (uint32_t) key[0] << 24 | (uint32_t) key[1] << 16
+                | (uint32_t) key[2] << 8 | key[3];
+
+        ngx_memcpy(name + len, key, NGX_HTTP_GRPC_GUARD_SHA256_LEN);
+        len += NGX_HTTP_GRPC_GUARD_SHA256_LEN;
+    }
 
     node = zone->sh->rbtree.root;
     sentinel = zone->sh->rbtree.sentinel;
 
     while (node != sentinel) {
 
-        if (rm->hash < node->key) {
+        if (hash < node->key) {
             node = node->left;
             continue;
         }
 
-        if (rm->hash > node->key) {
+        if (hash > node->key) {
             node = node->right;
             continue;
         }
 
         rn = (ngx_http_grpc_guard_remote_node_t *) node;
 
-        if (rn->name_len == rm->uri.len
-            && ngx_memcmp(rn->name, rm->uri.data, rm->uri.len) == 0)
-        {
+        if (rn->name_len == len && ngx_memcmp(rn->name, name, len) == 0) {
             ngx_queue_remove(&rn->queue);
             ngx_queue_insert_head(&zone->sh->queue, &rn->queue);
             return rn;
@@ -576,9 +934,7 @@ ngx_http_grpc_guard_remote_lookup(ngx_http_grpc_guard_remote_zone_t *zone,
 
         /* the same hash: the nodes are in either subtree */
 
-        node = (ngx_memn2cmp(rm->uri.data, rn->name, rm->uri.len,
-                             rn->name_len)
-                < 0)
+        node = (ngx_memn2cmp(name, rn->name, len, rn->name_len) < 0)
                ? node->left : node->right;
     }
 
@@ -586,7 +942,7 @@ ngx_http_grpc_guard_remote_lookup(ngx_http_grpc_guard_remote_zone_t *zone,
         return NULL;
     }
 
-    n = offsetof(ngx_http_grpc_guard_remote_node_t, name) + rm->uri.len;
+    n = offsetof(ngx_http_grpc_guard_remote_node_t, name) + len;
 
     rn = ngx_slab_calloc_locked(zone->shpool, n);
 
@@ -599,9 +955,9 @@ ngx_http_grpc_guard_remote_lookup(ngx_http_grpc_guard_remote_zone_t *zone,
         }
     }
 
-    rn->node.key = rm->hash;
-    rn->name_len = (u_short) rm->uri.len;
-    ngx_memcpy(rn->name, rm->uri.data, rm->uri.len);
+    rn->node.key = hash;
+    rn->name_len = (u_short) len;
+    ngx_memcpy(rn->name, name, len);
 
     ngx_rbtree_insert(&zone->sh->rbtree, &rn->node);
     ngx_queue_insert_head(&zone->sh->queue, &rn->queue);
@@ -765,10 +1121,11 @@ ngx_http_grpc_guard_remote_done(ngx_http_request_t *sr, void *data,
 {
     ngx_http_grpc_guard_remote_wait_t *w = data;
 
-    char                          *failure;
-    ngx_str_t                      body;
-    ngx_uint_t                     status;
-    ngx_http_grpc_guard_remote_t  *rm;
+    char                                *failure;
+    ngx_str_t                            body;
+    ngx_uint_t                           status;
+    ngx_http_grpc_guard_remote_t        *rm;
+    ngx_http_grpc_guard_remote_reply_t   reply;
 
     if (w->owner == 0) {
 
@@ -793,11 +1150,26 @@ ngx_http_grpc_guard_remote_done(ngx_http_request_t *sr, void *data,
 
     failure = NULL;
 
+    reply.log = sr->connection->log;
+    reply.pool = sr->pool;
+    reply.status = status;
+    reply.body = body;
+    reply.result = body;
+    reply.valid = 0;
+
     if (w->too_big) {
         failure = "the reply is larger than max_size";
 
     } else if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         failure = "the subrequest failed";
+
+    } else if (w->keyed) {
+
+        /* the status is the check's to judge (2xx, or 200 only) */
+
+        if (rm->keyed(&reply, rm->data) != NGX_OK) {
+            failure = "the reply is not an answer";
+        }
 
     } else if (status != NGX_HTTP_OK) {
         failure = "the reply's status is not 200";
@@ -807,8 +1179,8 @@ ngx_http_grpc_guard_remote_done(ngx_http_request_t *sr, void *data,
     }
 
     ngx_http_grpc_guard_remote_store(sr->connection->log, w,
-                                     failure ? NULL : &body, failure,
-                                     status);
+                                     failure ? NULL : &reply.result, failure,
+                                     status, reply.valid);
 
     return rc;
 }
@@ -891,9 +1263,9 @@ ngx_http_grpc_guard_remote_init_filter(ngx_conf_t *cf)
 static void
 ngx_http_grpc_guard_remote_store(ngx_log_t *log,
     ngx_http_grpc_guard_remote_wait_t *w, ngx_str_t *body, char *failure,
-    ngx_uint_t status)
+    ngx_uint_t status, ngx_msec_t valid)
 {
-    u_char                             *p;
+    u_char                             *p, *key;
     ngx_msec_t                          now;
     ngx_http_grpc_guard_remote_t       *rm;
     ngx_http_grpc_guard_remote_node_t  *node;
@@ -902,16 +1274,24 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
     /*
      * the end of the call's fetch: a good result replaces the last one,
      * a failure never does; the lock is released when it is still the
-     * call's, and every call of this worker waiting for the thing goes on
+     * call's, and every call of this worker waiting for the thing goes on;
+     * a keyed answer is the call's own even when the zone cannot keep it
+     * (it lives in the request pool, as the subrequest's does)
      */
 
     rm = w->remote;
     zone = w->zone;
     now = ngx_current_msec;
+    key = w->keyed ? w->key : NULL;
+
+    if (key && body) {
+        w->result = *body;
+        w->answered = 1;
+    }
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    node = ngx_http_grpc_guard_remote_lookup(zone, rm, 1);
+    node = ngx_http_grpc_guard_remote_lookup(zone, rm, key, 1);
 
     if (node && body) {
         p = ngx_slab_alloc_locked(zone->shpool, ngx_max(body->len, 1));
@@ -922,7 +1302,13 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
         }
 
         if (p == NULL) {
-            failure = "no room in the grpc_guard_remote_cache zone";
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "grpc guard: no room in the grpc_guard_remote_cache "
+                          "zone for a result of \"%V\"", &rm->uri);
+
+            if (key == NULL) {
+                failure = "no room in the grpc_guard_remote_cache zone";
+            }
 
         } else {
             if (node->data) {
@@ -935,6 +1321,7 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
             node->len = body->len;
             node->version = ++zone->sh->version;
             node->fetched = now;
+            node->expires = now + valid;
             node->has_failed = 0;
         }
     }
@@ -972,28 +1359,34 @@ ngx_http_grpc_guard_remote_store(ngx_log_t *log,
         if (status) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
                           "grpc guard: fetch of \"%V\" failed: %s "
-                          "(status %ui); the last good result is kept",
-                          &rm->uri, failure, status);
+                          "(status %ui)%s",
+                          &rm->uri, failure, status,
+                          key ? "" : "; the last good result is kept");
 
         } else {
             ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "grpc guard: fetch of \"%V\" failed: %s; "
-                          "the last good result is kept",
-                          &rm->uri, failure);
+                          "grpc guard: fetch of \"%V\" failed: %s%s",
+                          &rm->uri, failure,
+                          key ? "" : "; the last good result is kept");
         }
+
+    } else if (!failure && key) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "grpc guard remote: fetched a result of \"%V\"",
+                       &rm->uri);
 
     } else if (!failure) {
         ngx_log_error(NGX_LOG_INFO, log, 0,
                       "grpc guard: fetched \"%V\"", &rm->uri);
     }
 
-    ngx_http_grpc_guard_remote_wake_all(zone, rm);
+    ngx_http_grpc_guard_remote_wake_all(zone, rm, key);
 }
 
 
 static void
 ngx_http_grpc_guard_remote_wake_all(ngx_http_grpc_guard_remote_zone_t *zone,
-    ngx_http_grpc_guard_remote_t *rm)
+    ngx_http_grpc_guard_remote_t *rm, u_char *key)
 {
     ngx_queue_t                        *q, *next;
     ngx_http_grpc_guard_remote_wait_t  *w;
@@ -1009,7 +1402,11 @@ ngx_http_grpc_guard_remote_wake_all(ngx_http_grpc_guard_remote_zone_t *zone,
         if (w->owner == 0
             && w->remote->uri.len == rm->uri.len
             && ngx_memcmp(w->remote->uri.data, rm->uri.data, rm->uri.len)
-               == 0)
+               == 0
+            && w->keyed == (key != NULL)
+            && (key == NULL
+                || ngx_memcmp(w->key, key, NGX_HTTP_GRPC_GUARD_SHA256_LEN)
+                   == 0))
         {
             ngx_http_grpc_guard_remote_wake(w);
         }
@@ -1058,7 +1455,8 @@ ngx_http_grpc_guard_remote_handler(ngx_event_t *ev)
 
         ngx_shmtx_lock(&zone->shpool->mutex);
 
-        node = ngx_http_grpc_guard_remote_lookup(zone, w->remote, 0);
+        node = ngx_http_grpc_guard_remote_lookup(zone, w->remote,
+                                               w->keyed ? w->key : NULL, 0);
 
         wake = (node == NULL || node->ended != w->ended
                 || !ngx_http_grpc_guard_remote_busy(node));
@@ -1091,7 +1489,7 @@ ngx_http_grpc_guard_remote_cleanup(void *data)
 {
     ngx_http_grpc_guard_remote_wait_t *w = data;
 
-    ngx_http_grpc_guard_remote_node_t  *node;
+    u_char                             *key;
     ngx_http_grpc_guard_remote_zone_t  *zone;
 
     /* the call went away while it waited */
@@ -1116,17 +1514,9 @@ ngx_http_grpc_guard_remote_cleanup(void *data)
     /* with its fetch: the lock goes, and another call may fetch */
 
     zone = w->zone;
+    key = w->keyed ? w->key : NULL;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    node = ngx_http_grpc_guard_remote_lookup(zone, w->remote, 0);
-
-    if (node && node->owner == w->owner) {
-        node->owner = 0;
-        node->ended++;
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_grpc_guard_remote_release(zone, w->remote, key, w->owner);
 
     w->owner = 0;
 
@@ -1135,7 +1525,7 @@ ngx_http_grpc_guard_remote_cleanup(void *data)
     ngx_http_grpc_guard_metrics_remote(w->remote->kind,
                                      NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_FAILED);
 
-    ngx_http_grpc_guard_remote_wake_all(zone, w->remote);
+    ngx_http_grpc_guard_remote_wake_all(zone, w->remote, key);
 }
 
 

@@ -30,12 +30,19 @@ static ngx_int_t ngx_http_grpc_guard_jwt_claim_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_jwt_header_variable(
     ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_grpc_guard_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, ngx_str_t *name, ngx_uint_t header);
+static ngx_int_t ngx_http_grpc_guard_remote_body_variable(
+    ngx_http_request_t *r, ngx_http_variable_value_t *v, uintptr_t data);
 
 
 #define NGX_HTTP_GRPC_GUARD_CLAIM_PREFIX   "grpc_guard_jwt_claim_"
 #define NGX_HTTP_GRPC_GUARD_HEADER_PREFIX  "grpc_guard_jwt_header_"
+
+/* the claims of a JWT or of an introspection reply alike */
+#define NGX_HTTP_GRPC_GUARD_ALIAS_PREFIX   "grpc_guard_claim_"
 
 
 static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
@@ -120,6 +127,22 @@ static ngx_http_variable_t  ngx_http_grpc_guard_vars[] = {
     { ngx_string(NGX_HTTP_GRPC_GUARD_HEADER_PREFIX), NULL,
       ngx_http_grpc_guard_jwt_header_variable, 0,
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    { ngx_string(NGX_HTTP_GRPC_GUARD_ALIAS_PREFIX), NULL,
+      ngx_http_grpc_guard_claim_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
+
+    /* the body of the guard's own subrequests, inside them only */
+
+    { ngx_string("grpc_guard_introspection_body"), NULL,
+      ngx_http_grpc_guard_remote_body_variable,
+      NGX_HTTP_GRPC_GUARD_REMOTE_INTROSPECTION,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("grpc_guard_authz_body"), NULL,
+      ngx_http_grpc_guard_remote_body_variable,
+      NGX_HTTP_GRPC_GUARD_REMOTE_AUTHZ,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -307,6 +330,40 @@ ngx_http_grpc_guard_jwt_claim_variable(ngx_http_request_t *r,
 
 
 static ngx_int_t
+ngx_http_grpc_guard_claim_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *var = (ngx_str_t *) data;
+
+    ngx_str_t  name;
+
+    name.len = var->len - (sizeof(NGX_HTTP_GRPC_GUARD_ALIAS_PREFIX) - 1);
+    name.data = var->data + sizeof(NGX_HTTP_GRPC_GUARD_ALIAS_PREFIX) - 1;
+
+    return ngx_http_grpc_guard_jwt_variable(r, v, &name, 0);
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_remote_body_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  body;
+
+    if (ngx_http_grpc_guard_remote_body(r, data, &body) != NGX_OK
+        || body.len == 0)
+    {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_grpc_guard_set_value(v, body.data, body.len);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
 ngx_http_grpc_guard_jwt_header_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
@@ -351,3 +408,4 @@ ngx_http_grpc_guard_jwt_variable(ngx_http_request_t *r,
 
     return NGX_OK;
 }
+

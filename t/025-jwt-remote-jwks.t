@@ -21,21 +21,13 @@ use MIME::Base64 ();
 use POSIX ();
 use Time::HiRes ();
 
-use Test::Nginx::Idp qw(idp_setup idp_dir idp_log_file idp_key idp_start
-                        idp_stop idp_mode idp_reset_log idp_requests);
+use Test::Nginx::Idp qw(idp_setup idp_log_file idp_key idp_start
+                        idp_stop idp_mode idp_reset_log idp_requests
+                        idp_calls idp_call);
 
 our $Port = idp_setup();
-our $IdpDir = idp_dir();
-our $Work = work_dir();
 our $LogFile = idp_log_file();
 our (%Tokens);
-
-sub write_file {
-    my ($file, $text) = @_;
-    open my $fh, '>', $file or die "$file: $!";
-    print $fh $text;
-    close $fh;
-}
 
 sub jwks_fetches { scalar @{ idp_requests('/jwks') } }
 
@@ -75,17 +67,7 @@ sub with_kid {
 }
 
 # calls made together, each on a connection of its own: their statuses
-sub calls {
-    my (@tokens) = @_;
-    my $spec = JSON::PP::encode_json({ port => $ENV{TEST_NGINX_PORT2} + 0,
-                                       method => '/test.Echo/Unary',
-                                       tokens => \@tokens, timeout => 15 });
-    my $in = "$Work/calls.json";
-    write_file($in, $spec);
-    my $out = `/usr/bin/python3 $IdpDir/calls.py < $in`;
-    my $r = eval { JSON::PP::decode_json($out) } or die "calls.py: $out";
-    return $r->{codes};
-}
+sub calls { idp_calls($ENV{TEST_NGINX_PORT2}, '/test.Echo/Unary', @_) }
 
 # the nginx worker of each call, from the access log: distinct pids
 sub worker_pids {
@@ -129,13 +111,7 @@ CONF
 }
 
 # the token is looked up when the call is made: "init" gets it
-sub call {
-    my ($name, %more) = @_;
-    return { method => '/test.Echo/Unary', port => '$TEST_NGINX_PORT2',
-             metadata => ['authorization: Bearer $TEST_NGINX_TOKEN_' . uc $name,
-                          @{ delete $more{metadata} || [] }],
-             %more };
-}
+sub call { idp_call(@_) }
 
 workers(2);
 no_shuffle();

@@ -1,7 +1,10 @@
 // The OpenID provider of the tests: oidc-provider on loopback, with one
 // client ("svc", secret "svc-secret") that gets JWT access tokens
 // (typ "at+jwt", RFC 9068) with the client_credentials grant, and its
-// JWKS at /jwks.
+// JWKS at /jwks; a second client ("opaque", secret "opaque-secret") gets
+// opaque access tokens, which the resource server ("rs", secret
+// "rs-secret") introspects at /token/introspection (RFC 7662) and their
+// owner revokes at /token/revocation (RFC 7009).
 //
 //   node server.mjs PORT KEYS_FILE LOG_FILE [MODE_FILE]
 //       KEYS_FILE  {"keys": [private JWK, ...]}: the first signs; the JWKS
@@ -10,7 +13,11 @@
 //       LOG_FILE   one JSON line per request: method, url, headers
 //       MODE_FILE  read on every request to /jwks: "garbage", "html",
 //                  "oversized", "empty", "error" or "slow" answer that
-//                  instead of the JWKS; anything else (or no file): the JWKS
+//                  instead of the JWKS; anything else (or no file): the
+//                  JWKS; the same words after "introspection-" answer that
+//                  to /token/introspection instead ("slow" waits 4 s
+//                  there), and "introspection-string" answers an "active"
+//                  member that is a string
 //   node server.mjs --genkey KID [rsa|ec]
 //       prints a new private JWK with that kid
 //
@@ -52,23 +59,48 @@ const provider = new Provider(issuer, {
         response_types: [],
         token_endpoint_auth_method: 'client_secret_basic',
         scope: 'api:read api:write',
+    }, {
+        client_id: 'opaque',
+        client_secret: 'opaque-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'api:read api:write',
+    }, {
+        client_id: 'rs',
+        client_secret: 'rs-secret',
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'client_secret_basic',
     }],
     jwks,
     scopes: ['api:read', 'api:write'],
     features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
+        introspection: { enabled: true },
+        revocation: { enabled: true },
         resourceIndicators: {
             enabled: true,
             defaultResource: () => resource,
             useGrantedResource: () => true,
-            getResourceServerInfo: () => ({
-                scope: 'api:read api:write',
-                audience: resource,
-                accessTokenTTL: 600,
-                accessTokenFormat: 'jwt',
-                jwt: { sign: { alg: jwks.keys[0].alg || 'RS256' } },
-            }),
+            getResourceServerInfo: (ctx, indicator, client) => (
+                client.clientId === 'opaque'
+                    ? {
+                        scope: 'api:read api:write',
+                        audience: resource,
+                        accessTokenTTL: 600,
+                        accessTokenFormat: 'opaque',
+                    }
+                    : {
+                        scope: 'api:read api:write',
+                        audience: resource,
+                        accessTokenTTL: 600,
+                        accessTokenFormat: 'jwt',
+                        jwt: { sign: { alg: jwks.keys[0].alg || 'RS256' } },
+                    }),
         },
     },
 });
@@ -99,47 +131,73 @@ const server = createServer((req, res) => {
         ts: Date.now() / 1000,
     }) + '\n');
 
-    if (req.url === '/jwks') {
-        switch (mode()) {
-        case 'garbage':
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end('{"keys": [{"kty": "RSA", "n": ');
-            return;
+    const m = mode();
 
-        case 'html':
-            res.writeHead(200, { 'content-type': 'text/html' });
-            res.end('<html><body><h1>Service temporarily unavailable'
-                    + '</h1></body></html>\n');
-            return;
+    if (req.url === '/token/introspection' && m.startsWith('introspection-')) {
+        const what = m.slice('introspection-'.length);
 
-        case 'oversized': {
-            const body = JSON.stringify({
-                keys: jwks.keys.map(publicJwk),
-                padding: 'x'.repeat(80 * 1024),
-            });
-            res.writeHead(200, { 'content-type': 'application/json' });
-            res.end(body);
+        if (what === 'slow') {
+            setTimeout(() => callback(req, res), 4000);
             return;
         }
 
-        case 'empty':
+        if (what === 'string') {
             res.writeHead(200, { 'content-type': 'application/json' });
-            res.end('{"keys": []}');
+            res.end('{"active": "true", "client_id": "opaque"}');
             return;
+        }
 
-        case 'error':
-            res.writeHead(503, { 'content-type': 'application/json' });
-            res.end('{"error": "unavailable"}');
+        if (broken(what, res, { active: true, client_id: 'opaque' })) {
             return;
+        }
+    }
 
-        case 'slow':
+    if (req.url === '/jwks') {
+        if (m === 'slow') {
             setTimeout(() => callback(req, res), 500);
+            return;
+        }
+
+        if (broken(m, res, { keys: jwks.keys.map(publicJwk) })) {
             return;
         }
     }
 
     callback(req, res);
 });
+
+// a broken answer instead of the provider's: true when there was one
+function broken(what, res, good) {
+    switch (what) {
+    case 'garbage':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"keys": [{"kty": "RSA", "n": ');
+        return true;
+
+    case 'html':
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html><body><h1>Service temporarily unavailable'
+                + '</h1></body></html>\n');
+        return true;
+
+    case 'oversized':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ...good, padding: 'x'.repeat(80 * 1024) }));
+        return true;
+
+    case 'empty':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"keys": []}');
+        return true;
+
+    case 'error':
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"error": "unavailable"}');
+        return true;
+    }
+
+    return false;
+}
 
 function publicJwk(k) {
     const { kty, kid, use, alg, n, e, crv, x, y } = k;

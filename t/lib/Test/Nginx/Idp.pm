@@ -13,6 +13,11 @@ package Test::Nginx::Idp;
 #                       # TEST_NGINX_NO_IDP=1 (then: passes, exits)
 #   idp_start('k1', 'k2');      # the first key signs
 #   $ENV{TEST_NGINX_IDP_PORT}, idp_port(), idp_log_file()
+#   idp_token()                 # a JWT access token of client "svc"
+#   idp_token(client => 'opaque', scope => 'api:write')   # an opaque one
+#   idp_revoke($token)          # its owner ("opaque") revokes it
+#   idp_calls($port, $method, @tokens)  # concurrent calls: their statuses
+#   idp_call('k1', %more)       # a grpc_call with $TEST_NGINX_TOKEN_K1
 
 use strict;
 use warnings;
@@ -30,7 +35,8 @@ use Test::Nginx::Proc qw(write_file);
 
 our @EXPORT_OK = qw(idp_setup idp_port idp_dir idp_log_file idp_key
                     idp_start idp_stop idp_mode idp_reset_log
-                    idp_requests idp_token);
+                    idp_requests idp_token idp_revoke idp_calls
+                    idp_call);
 
 my $Dir = abs_path(dirname(__FILE__) . '/../../../idp');
 my $Parent = $$;
@@ -107,8 +113,8 @@ sub idp_start {
     if ($pid == 0) {
         open STDOUT, '>>', $OutFile or POSIX::_exit(127);
         open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        exec 'node', "$Dir/server.mjs", $Port, $KeysFile, $LogFile,
-             $ModeFile;
+        { exec 'node', "$Dir/server.mjs", $Port, $KeysFile, $LogFile,
+               $ModeFile; }
         POSIX::_exit(127);
     }
     $Pid = $pid;
@@ -140,12 +146,48 @@ sub idp_requests {
     return \@r;
 }
 
-# an access token from the provider's token endpoint (client credentials)
+# an access token from the provider's token endpoint (client credentials):
+# a JWT for "svc" (the default), an opaque one for "opaque"
 sub idp_token {
-    my $out = `curl -sS -u svc:svc-secret -d grant_type=client_credentials -d scope=api:read http://127.0.0.1:$Port/token`;
+    my (%o) = @_;
+    my $client = $o{client} // 'svc';
+    my $scope = $o{scope} // 'api:read';
+    my $out = `curl -sS -u $client:$client-secret -d grant_type=client_credentials -d 'scope=$scope' http://127.0.0.1:$Port/token`;
     my $tok = eval { JSON::PP::decode_json($out)->{access_token} };
     die "no token from the provider: $out" unless $tok;
     return $tok;
+}
+
+# the owner of an opaque token revokes it (RFC 7009): the HTTP status
+sub idp_revoke {
+    my ($tok, $client) = @_;
+    $client //= 'opaque';
+    my $code = `curl -sS -o /dev/null -w '%{http_code}' -u $client:$client-secret --data-urlencode 'token=$tok' http://127.0.0.1:$Port/token/revocation`;
+    return $code;
+}
+
+# gRPC calls made together with these bearer tokens, each on a connection
+# of its own (t/idp/calls.py): their statuses, in order
+sub idp_calls {
+    my ($port, $method, @tokens) = @_;
+    my $in = "$Work/calls.json";
+    write_file($in, JSON::PP::encode_json({ port => $port + 0,
+                                            method => $method,
+                                            tokens => \@tokens,
+                                            timeout => 15 }));
+    my $out = `/usr/bin/python3 $Dir/calls.py < $in`;
+    my $r = eval { JSON::PP::decode_json($out) } or die "calls.py: $out";
+    return $r->{codes};
+}
+
+# a call of a grpc_call section to /test.Echo/Unary on $TEST_NGINX_PORT2
+# with the token $TEST_NGINX_TOKEN_<NAME>, looked up when the call is made
+sub idp_call {
+    my ($name, %more) = @_;
+    return { method => '/test.Echo/Unary', port => '$TEST_NGINX_PORT2',
+             metadata => ['authorization: Bearer $TEST_NGINX_TOKEN_' . uc $name,
+                          @{ delete $more{metadata} || [] }],
+             %more };
 }
 
 1;
