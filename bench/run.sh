@@ -759,19 +759,27 @@ declare -A R_RCMD R_RSCR R_RCPU R_RRUN
 # and the time spent running the scripts (commandstats usec); nothing when
 # the scenario has no Redis.
 redis_stats() {
-    local port ca out tls=()
-    port=$(sed -n 's/^REDIS_PORT=//p' "$work/scen/$1/vars" 2> /dev/null \
-           | head -1 || true)
-    [ -n "$port" ] || return 0
+    local ports port ca out all="" tls=()
+    # the servers: REDIS_STATS (a cluster's nodes), else REDIS_PORT
+    ports=$(sed -n 's/^REDIS_STATS=//p' "$work/scen/$1/vars" 2> /dev/null \
+            | head -1 || true)
+    [ -n "$ports" ] || ports=$(sed -n 's/^REDIS_PORT=//p' \
+                                   "$work/scen/$1/vars" 2> /dev/null \
+                               | head -1 || true)
+    [ -n "$ports" ] || return 0
     # a TLS Redis (setup/redis_tls.sh) gives its CA
     ca=$(sed -n 's/^REDIS_CA=//p' "$work/scen/$1/vars" | head -1 || true)
     [ -z "$ca" ] || tls=(--tls --cacert "$ca")
-    out=$(timeout 10 redis-cli -p "$port" "${tls[@]}" info all 2> /dev/null \
-          || true)
-    grep -q '^total_commands_processed:' <<< "$out" || return 0
-    tr -d '\r' <<< "$out" | awk -F'[:,=]' '
+    for port in $ports; do
+        out=$(timeout 10 redis-cli -p "$port" "${tls[@]}" info all \
+              2> /dev/null || true)
+        grep -q '^total_commands_processed:' <<< "$out" || return 0
+        all+=$out$'\n'
+    done
+    # summed over the servers
+    tr -d '\r' <<< "$all" | awk -F'[:,=]' '
         /^cmdstat_evalsha:/ || /^cmdstat_eval:/ { s += $3; u += $5 }
-        /^total_commands_processed:/ { t = $2 }
+        /^total_commands_processed:/ { t += $2 }
         /^used_cpu_sys:/ || /^used_cpu_user:/ { c += $2 }
         END { printf "%d %d %.6f %d\n", s, t, c, u }'
 }

@@ -26,6 +26,18 @@ _EOC_
     push @sentinels, start_redis(binary => 'redis-sentinel', conf => $conf);
 }
 
+# one more sentinel, alone, that asks for a password
+{
+    my $conf = work_dir() . '/sentinel-pw.conf';
+    write_file($conf, <<"_EOC_");
+sentinel monitor mymaster 127.0.0.1 $master 1
+sentinel down-after-milliseconds mymaster 60000
+requirepass sent-s3cret
+_EOC_
+    $ENV{TEST_NGINX_PW_SENTINEL} = start_redis(binary => 'redis-sentinel',
+                                              conf => $conf);
+}
+
 $ENV{TEST_NGINX_MASTER_PORT} = $master;
 $ENV{TEST_NGINX_REPLICA_PORT} = $replica;
 $ENV{TEST_NGINX_SENTINELS} = join ',', map { "127.0.0.1:$_" } @sentinels;
@@ -157,7 +169,47 @@ is(join(' ', lcodes(2)), '14 14', 'refused with 14');
 
 
 
-=== TEST 8: SENTINEL FAILOVER during traffic: the limiter follows it, counts land on the new master
+=== TEST 8: sentinel_password= authenticates to the sentinels; never logged
+--- http_config
+    grpc_guard_redis sentinel=127.0.0.1:$TEST_NGINX_PW_SENTINEL master=mymaster
+                     sentinel_password=sent-s3cret timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=100000r/m key=$http_x_phase name=s;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+sleep 0.3;
+is(phase_codes('pw', 3), '0 0 0', 'calls pass through Redis');
+is(counted($ENV{TEST_NGINX_MASTER_PORT}, 'pw'), 3, 'counted on the master');
+--- no_error_log
+sent-s3cret
+
+
+
+=== TEST 9: a wrong sentinel_password=: the sentinel refuses, failure closed gives 14, the log says why
+--- http_config
+    grpc_guard_redis sentinel=127.0.0.1:$TEST_NGINX_PW_SENTINEL master=mymaster
+                     sentinel_password=wrong-pw timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=100000r/m key=$http_x_phase name=s;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+sleep 0.3;
+is(phase_codes('wrong', 2), '14 14', 'refused with 14');
+--- error_log eval
+[qr/\[error\] .*redis refused AUTH: WRONGPASS/,
+ qr/\[error\] .*grpc guard: no sentinel told where master "mymaster" is/]
+--- no_error_log
+wrong-pw
+
+
+
+=== TEST 10: SENTINEL FAILOVER during traffic: the limiter follows it, counts land on the new master
 --- http_config
     grpc_guard_redis sentinel=$TEST_NGINX_SENTINELS master=mymaster
                      timeout=500ms connect_timeout=500ms;
