@@ -3,11 +3,16 @@
 # loopback; the workers ask the sentinels for the master and follow a
 # SENTINEL FAILOVER made during traffic: the counts land on the new
 # master, no call waits longer than the timeout, and the calls caught in
-# the switch get the failure mode (closed: 14), nothing else.
+# the switch get the failure mode (closed: 14), nothing else.  A master
+# that answers -READONLY (made a replica by hand) or -LOADING (DEBUG
+# RELOAD, slowed) makes the limiter ask the sentinels again; nothing is
+# counted on a read-only server.  The same over TLS only: sentinels,
+# master and replica with --tls-port and --port 0.
 
 use Test::Nginx::Socket::Grpc 'no_plan';
 use FindBin;
 use List::Util qw(max);
+use POSIX qw(WNOHANG);
 use Test::Nginx::Proc qw(write_file);
 
 require "$FindBin::Bin/data/limit.pl";
@@ -58,6 +63,21 @@ for my $port (@sentinels) {
 }
 $ENV{TEST_NGINX_RO_MASTER_PORT} = $ro_master;
 $ENV{TEST_NGINX_RO_REPLICA_PORT} = $ro_replica;
+
+# a master that reloads its data slowly (DEBUG RELOAD, 5000 keys, 1 ms
+# each: about 5 s of -LOADING, answering meanwhile), watched by the same
+# sentinels as "ldmaster", never failed over by them
+my $ld_master = start_redis(args => ['--enable-debug-command', 'yes',
+    '--loading-process-events-interval-bytes', '1024']);
+redis_cmd($ld_master, 'DEBUG', 'POPULATE', 5000, 'filler');
+redis_cmd($ld_master, 'CONFIG', 'SET', 'key-load-delay', 1000);
+for my $port (@sentinels) {
+    redis_cmd($port, 'SENTINEL', 'MONITOR', 'ldmaster', '127.0.0.1',
+              $ld_master, 2);
+    redis_cmd($port, 'SENTINEL', 'SET', 'ldmaster',
+              'down-after-milliseconds', 600000);
+}
+$ENV{TEST_NGINX_LD_MASTER_PORT} = $ld_master;
 
 # the same over TLS only (--port 0): a master, a replica and three
 # sentinels, replication and the sentinels' own connections in TLS too;
@@ -488,7 +508,61 @@ is(counted($a, 'ro-back2'), 3, 'counted on the master');
 
 
 
-=== TEST 13: Sentinel over TLS (sentinels, master and replica in TLS only): exact limits through the master; SENTINEL FAILOVER followed
+=== TEST 13: -LOADING from the master in use: the sentinels are asked again; the calls meanwhile get the failure mode at once, counting resumes after
+--- http_config
+    grpc_guard_redis sentinel=$TEST_NGINX_SENTINELS master=ldmaster
+                     timeout=1s connect_timeout=1s;
+--- config
+    location / {
+        grpc_guard_limit rate=3r/m key=$http_x_phase name=s;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my $port = $ENV{TEST_NGINX_LD_MASTER_PORT};
+is(phase_codes('ld-before', 2), '0 0', 'calls pass through Redis');
+is(counted($port, 'ld-before'), 2, 'counted on the master');
+
+my $from = length error_log_text();
+my $dir = work_dir() . "/redis-$port";
+my $reload = Test::Nginx::Proc::spawn(
+    ['redis-cli', '-h', '127.0.0.1', '-p', $port, 'DEBUG', 'RELOAD'],
+    stdout => "$dir/reload.out", stderr => "$dir/reload.err");
+ok(wait_until('-LOADING', 10, sub {
+       redis_cmd($port, 'PING') =~ /^LOADING/ }), 'the master is loading');
+
+my @r = lcalls(map { +{ metadata => [['x-phase', 'ld-during']] } } 1 .. 2);
+my $still = redis_cmd($port, 'PING') =~ /^LOADING/;
+SKIP: {
+    skip 'the master finished loading before the calls', 2 unless $still;
+    is(join(' ', map { $_->{code} } @r), '14 14',
+       'while it loads: 14 (failure closed)');
+    cmp_ok($_->{elapsed}, '<', 3, "no wait ($_->{elapsed} s)") for @r;
+}
+
+ok(wait_until('DEBUG RELOAD', 30, sub { waitpid($reload, WNOHANG) != 0 }),
+   'the master has loaded its data');
+my ($codes, $elapsed) = calls_until_pass('ld-after', 20);
+diag('until a call passed: ' . join(' ', @$codes));
+is($codes->[-1], 0, 'a call passes again');
+is(join(' ', grep { $_ != 0 && $_ != 14 } @$codes), '',
+   'the calls before it got 14 (failure closed), nothing else');
+cmp_ok(max(@$elapsed), '<', 3, 'no call waited (slowest '
+       . max(@$elapsed) . ' s)');
+is(counted($port, 'ld-during'), 0, 'nothing counted while it loaded');
+is(counted($port, 'ld-before'), 2, 'what was counted before is kept');
+is(phase_codes('ld-after', 3), '0 0 8',
+   'rate=3r/m: with the one before, two more pass, the 4th gets 8');
+is(counted($port, 'ld-after'), 3, 'counted on the master');
+
+like(substr(error_log_text(), $from),
+     qr/redis is no longer the master: LOADING.*\n(?s:.*)grpc guard sentinel: asking for master "ldmaster".*\n(?s:.*)grpc guard sentinel: master is still 127\.0\.0\.1:$port/,
+     'after -LOADING the sentinels were asked again');
+--- timeout: 60
+
+
+
+=== TEST 14: Sentinel over TLS (sentinels, master and replica in TLS only): exact limits through the master; SENTINEL FAILOVER followed
 --- http_config
     grpc_guard_redis sentinel=$TEST_NGINX_TLS_SENTINELS master=tlsmaster
                      tls tls_trusted_certificate=$TEST_NGINX_CERT_DIR/ca.crt
