@@ -44,6 +44,18 @@ _EOC_
                                               conf => $conf);
 }
 
+# the sentinels watch NAME at PORT from now on, and never fail it over
+# (SENTINEL REMOVE, MONITOR: no +switch-master is published)
+sub sentinels_watch {
+    my ($name, $port) = @_;
+    for my $s (@sentinels) {
+        redis_cmd($s, 'SENTINEL', 'REMOVE', $name);
+        redis_cmd($s, 'SENTINEL', 'MONITOR', $name, '127.0.0.1', $port, 2);
+        redis_cmd($s, 'SENTINEL', 'SET', $name, 'down-after-milliseconds',
+                  600000);
+    }
+}
+
 # the same password, from a file
 write_file(work_dir() . '/sentinel.pw', "sent-s3cret\n");
 $ENV{TEST_NGINX_SENTINEL_PW_FILE} = work_dir() . '/sentinel.pw';
@@ -55,12 +67,7 @@ $ENV{TEST_NGINX_SENTINEL_PW_FILE} = work_dir() . '/sentinel.pw';
 my $ro_master = start_redis();
 my $ro_replica = start_redis(args => ['--replicaof', '127.0.0.1',
                                       $ro_master]);
-for my $port (@sentinels) {
-    redis_cmd($port, 'SENTINEL', 'MONITOR', 'romaster', '127.0.0.1',
-              $ro_master, 2);
-    redis_cmd($port, 'SENTINEL', 'SET', 'romaster',
-              'down-after-milliseconds', 600000);
-}
+sentinels_watch('romaster', $ro_master);
 $ENV{TEST_NGINX_RO_MASTER_PORT} = $ro_master;
 $ENV{TEST_NGINX_RO_REPLICA_PORT} = $ro_replica;
 
@@ -71,12 +78,7 @@ my $ld_master = start_redis(args => ['--enable-debug-command', 'yes',
     '--loading-process-events-interval-bytes', '1024']);
 redis_cmd($ld_master, 'DEBUG', 'POPULATE', 5000, 'filler');
 redis_cmd($ld_master, 'CONFIG', 'SET', 'key-load-delay', 1000);
-for my $port (@sentinels) {
-    redis_cmd($port, 'SENTINEL', 'MONITOR', 'ldmaster', '127.0.0.1',
-              $ld_master, 2);
-    redis_cmd($port, 'SENTINEL', 'SET', 'ldmaster',
-              'down-after-milliseconds', 600000);
-}
+sentinels_watch('ldmaster', $ld_master);
 $ENV{TEST_NGINX_LD_MASTER_PORT} = $ld_master;
 
 # the same over TLS only (--port 0): a master, a replica and three
@@ -451,12 +453,7 @@ is(counted($a, 'ro-stale'), 0, 'nothing counted on the read-only server');
 # +switch-master: only a new question finds it
 like(redis_cmd($b, 'REPLICAOF', 'NO', 'ONE'), qr/^OK/,
      'REPLICAOF NO ONE on the replica');
-for my $port (@sentinels) {
-    redis_cmd($port, 'SENTINEL', 'REMOVE', 'romaster');
-    redis_cmd($port, 'SENTINEL', 'MONITOR', 'romaster', '127.0.0.1', $b, 2);
-    redis_cmd($port, 'SENTINEL', 'SET', 'romaster',
-              'down-after-milliseconds', 600000);
-}
+sentinels_watch('romaster', $b);
 
 my ($codes, $elapsed) = calls_until_pass('ro-probe', 20);
 diag('until a call passed: ' . join(' ', @$codes));
@@ -479,12 +476,7 @@ like(redis_cmd($a, 'ROLE'), qr/^slave/, 'which is still a replica');
 # limiter has no reason to ask until its call gets -READONLY
 like(redis_cmd($a, 'REPLICAOF', 'NO', 'ONE'), qr/^OK/,
      'REPLICAOF NO ONE on the first server');
-for my $port (@sentinels) {
-    redis_cmd($port, 'SENTINEL', 'REMOVE', 'romaster');
-    redis_cmd($port, 'SENTINEL', 'MONITOR', 'romaster', '127.0.0.1', $a, 2);
-    redis_cmd($port, 'SENTINEL', 'SET', 'romaster',
-              'down-after-milliseconds', 600000);
-}
+sentinels_watch('romaster', $a);
 like(redis_cmd($b, 'REPLICAOF', '127.0.0.1', free_port()), qr/^OK/,
      'REPLICAOF on the server in use');
 
