@@ -6,7 +6,8 @@
 #   make bench        benchmarks against bare grpc_pass, same run
 #   make test-asan    the suite against nginx built with ASan and UBSan
 #   make test-valgrind  the suite with nginx under valgrind memcheck
-#   make soak         200k mixed RPCs through one worker, RSS must stay flat
+#   make soak         200k mixed RPCs through one worker, everything on, RSS
+#                     must stay flat (make soak SOAK_RPCS=1000000: a million)
 #   make fuzz         every libFuzzer target of fuzz/ for FUZZ_SECONDS (60) each
 
 MODULE = objs/ngx_http_grpc_guard_module.so

@@ -4,7 +4,8 @@
 # upstream.  See bench/README.md for what is measured and how to read it.
 #
 #   bench/run.sh                  load pass (interleaved rounds)
-#   bench/run.sh --quick          smoke run, under a minute (BENCH_QUICK=1)
+#   bench/run.sh --quick          smoke run, ~6 min with every scenario
+#                                 (BENCH_QUICK=1)
 #   bench/run.sh --callgrind      load pass, then instructions per RPC under
 #                                 callgrind (BENCH_CALLGRIND=1)
 #   bench/run.sh --callgrind-only callgrind pass alone (BENCH_CALLGRIND=only)
@@ -17,6 +18,9 @@
 #                       machine the requests per run are lowered to fit
 #                       (never below 15000; quick 5000), unless
 #                       BENCH_REQUESTS is set                (150; quick 25)
+#   BENCH_MAX_RUN_SECONDS  a slow scenario (e.g. a peer verifying every
+#                       token in njs) gets fewer requests per run, so that
+#                       one run takes about this long      (20; quick 6)
 #   BENCH_CONNS         h2load connections (-c)              (16)
 #   BENCH_STREAMS       h2load streams per connection (-m)   (32)
 #   BENCH_SCENARIOS     names to run, e.g. "guard" (bare, the reference,
@@ -78,6 +82,8 @@ else
 fi
 budget=${BENCH_TIME_BUDGET:-$([ "$quick" = 1 ] && echo 25 || echo 150)}
 min_requests=$([ "$quick" = 1 ] && echo 5000 || echo 15000)
+max_run_secs=${BENCH_MAX_RUN_SECONDS:-$([ "$quick" = 1 ] && echo 6 || echo 20)}
+min_requests_slow=$([ "$quick" = 1 ] && echo 1000 || echo 3000)
 conns=${BENCH_CONNS:-16}
 streams=${BENCH_STREAMS:-32}
 warmup=${BENCH_WARMUP:-$(( requests / 5 ))}
@@ -103,7 +109,8 @@ else
     client_pin=(taskset -c "$cpu_client")
 fi
 
-for v in rounds requests warmup conns streams cg_requests cg_rounds budget; do
+for v in rounds requests warmup conns streams cg_requests cg_rounds budget \
+         max_run_secs; do
     if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -lt 1 ]; then
         echo "run.sh: $v must be a positive integer (got '${!v}')" >&2
         exit 2
@@ -236,7 +243,21 @@ backend_port=$(bench_free_port)
 BENCH_RESERVED_PORTS=$backend_port
 front_port=$(bench_free_port)
 BENCH_RESERVED_PORTS="$backend_port $front_port"
+tls_port=$(bench_free_port)
+BENCH_RESERVED_PORTS="$backend_port $front_port $tls_port"
 export BENCH_RESERVED_PORTS
+
+# the front's TLS certificate (P-256, self-signed; h2load does not verify)
+mkdir -p "$work/tls"
+if ! openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -subj /CN=localhost -days 2 \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+        -keyout "$work/tls/server.key" -out "$work/tls/server.crt" \
+        > "$work/tls/openssl.log" 2>&1; then
+    echo "bench: openssl cannot make the front's certificate:" >&2
+    cat "$work/tls/openssl.log" >&2
+    exit 2
+fi
 
 # the request: a 5-byte gRPC frame header + a 16-byte message
 body=$work/body.bin
@@ -269,14 +290,17 @@ fi
 #   #@ baseline: OTHER       scenario the ratios are taken to (default bare)
 #   #@ verify: ALG           a JWT cache-miss scenario (RS256, ES256, EdDSA):
 #                            its cost is also set against OpenSSL's verify
+#   #@ main: DIRECTIVE;      a line for the main context (load_module)
+#   #@ tls: on               called over TLS 1.3 (h2load https://, ALPN h2)
+# Identical main and http lines of several scenarios are written once.
 # See bench/README.md.
 
 declare -A S_BODY S_HTTP S_HEADERS S_SETUP S_EXPECT S_PATH S_DESC S_SKIP S_BASE
-declare -A S_VERIFY
+declare -A S_VERIFY S_MAIN S_TLS
 scenarios=()
 
 load_scenario() {
-    local f=$1 name line key val body="" http="" headers="" desc=""
+    local f=$1 name line key val body="" http="" headers="" desc="" main=""
     name=$(basename "$f" .conf)
     if ! [[ $name =~ ^[a-z][a-z0-9_]*$ ]]; then
         echo "run.sh: $f: scenario names are [a-z][a-z0-9_]*; ignored" >&2
@@ -286,6 +310,7 @@ load_scenario() {
     S_EXPECT[$name]=0
     S_PATH[$name]="/$name.Echo/Unary"
     S_BASE[$name]=bare
+    S_TLS[$name]=0
     while IFS= read -r line || [ -n "$line" ]; do
         if [[ $line =~ ^#@[[:space:]]*([a-z]+):[[:space:]]*(.*)$ ]]; then
             key=${BASH_REMATCH[1]}
@@ -293,6 +318,14 @@ load_scenario() {
             case $key in
                 header) headers+="$val"$'\n' ;;
                 http) http+="    $val"$'\n' ;;
+                main) main+="$val"$'\n' ;;
+                tls)
+                    case $val in
+                        on) S_TLS[$name]=1 ;;
+                        off) S_TLS[$name]=0 ;;
+                        *) echo "run.sh: $f: tls: on or off" >&2 ;;
+                    esac
+                    ;;
                 setup) S_SETUP[$name]=$val ;;
                 expect) S_EXPECT[$name]=$val ;;
                 path) S_PATH[$name]=$val ;;
@@ -319,6 +352,7 @@ load_scenario() {
     fi
     S_BODY[$name]=$body
     S_HTTP[$name]=$http
+    S_MAIN[$name]=$main
     S_HEADERS[$name]=$headers
     S_DESC[$name]=$desc
     scenarios+=("$name")
@@ -373,6 +407,16 @@ scenario_headers() {
     return 0
 }
 
+# scenario_url NAME: the URL the clients call for NAME (https:// on the TLS
+# port for "#@ tls: on").
+scenario_url() {
+    if [ "${S_TLS[$1]}" = 1 ]; then
+        echo "https://127.0.0.1:$tls_port${S_PATH[$1]}"
+    else
+        echo "http://127.0.0.1:$front_port${S_PATH[$1]}"
+    fi
+}
+
 # client_cmd NAME CONNS STREAMS N: fills the array `cmd` with the load client
 # for NAME: h2load, or bench/bin/h2pool when the scenario's setup gave it a
 # pool of per-call headers (a file "pool" naming it, as
@@ -404,6 +448,9 @@ write_conf() {
         if [ "$use_module" = 1 ]; then
             echo "load_module $work/ngx_http_grpc_guard_module.so;"
         fi
+        for name in "$@"; do
+            subst "$name" "${S_MAIN[$name]}"
+        done | awk 'NF && !seen[$0]++'
         echo "worker_processes 1;"
         if [ "$mode" = callgrind ]; then
             echo "master_process off;"
@@ -423,6 +470,8 @@ write_conf() {
         echo "        keepalive 1024;"
         echo "        keepalive_requests 1000000;"
         echo "    }"
+        # a line two scenarios share (e.g. the one grpc_guard_redis of
+        # the http block) is written once
         for name in "$@"; do
             sdir=$work/scen/$name
             if [ -n "${S_HTTP[$name]}" ]; then
@@ -432,9 +481,14 @@ write_conf() {
             if [ -f "$sdir/http.conf" ]; then
                 echo "    include $sdir/http.conf;"
             fi
-        done
+        done | awk '/^    # scenario / || !seen[$0]++'
         echo "    server {"
         echo "        listen 127.0.0.1:$front_port http2;"
+        # the same locations over TLS 1.3, for "#@ tls: on" scenarios
+        echo "        listen 127.0.0.1:$tls_port ssl http2;"
+        echo "        ssl_certificate $work/tls/server.crt;"
+        echo "        ssl_certificate_key $work/tls/server.key;"
+        echo "        ssl_protocols TLSv1.3;"
         # keepalive_requests also bounds HTTP/2 streams per connection since
         # nginx 1.19.7 (http2_max_requests is obsolete and only warns).
         echo "        keepalive_requests 1000000;"
@@ -556,6 +610,12 @@ for name in "${scenarios[@]}"; do
             continue
         fi
     fi
+    if [ "${S_TLS[$name]}" = 1 ] && [ -f "$sdir/pool" ]; then
+        S_SKIP[$name]="bin/h2pool (a token per call) has no TLS"
+        skipped+=("$name")
+        echo "bench: skip $name: ${S_SKIP[$name]}"
+        continue
+    fi
     # tested together with the scenarios accepted so far, so that two
     # scenarios whose http-level lines clash cannot break the whole run
     write_conf "$sdir/test.conf" load "${active[@]}" "$name"
@@ -598,7 +658,8 @@ failed=0
 # grpc-status (and, for 0, the echoed message).
 grpc_check() {
     local name=$1 o status expect=${S_EXPECT[$1]}
-    local url="http://127.0.0.1:$front_port${S_PATH[$name]}"
+    local url
+    url=$(scenario_url "$name")
     scenario_headers "$name"
     if [ -f "$work/scen/$name/pool" ]; then
         hdr+=(-H "$(head -1 "$(cat "$work/scen/$name/pool")")")
@@ -656,7 +717,9 @@ start_nginx_load() {
     fi
     worker_pid=""
     for _ in $(seq 1 50); do
-        worker_pid=$(pgrep -P "$nginx_pid" | head -1 || true)
+        # the worker, not a cache manager or loader (proxy_cache peers)
+        worker_pid=$(pgrep -P "$nginx_pid" -f 'worker process' | head -1 \
+                     || true)
         [ -n "$worker_pid" ] && break
         sleep 0.1
     done
@@ -696,33 +759,59 @@ declare -A R_RCMD R_RSCR R_RCPU R_RRUN
 # and the time spent running the scripts (commandstats usec); nothing when
 # the scenario has no Redis.
 redis_stats() {
-    local port ca out tls=()
-    port=$(sed -n 's/^REDIS_PORT=//p' "$work/scen/$1/vars" 2> /dev/null \
-           | head -1 || true)
-    [ -n "$port" ] || return 0
+    local ports port ca out all="" tls=()
+    # the servers: REDIS_STATS (a cluster's nodes), else REDIS_PORT
+    ports=$(sed -n 's/^REDIS_STATS=//p' "$work/scen/$1/vars" 2> /dev/null \
+            | head -1 || true)
+    [ -n "$ports" ] || ports=$(sed -n 's/^REDIS_PORT=//p' \
+                                   "$work/scen/$1/vars" 2> /dev/null \
+                               | head -1 || true)
+    [ -n "$ports" ] || return 0
     # a TLS Redis (setup/redis_tls.sh) gives its CA
     ca=$(sed -n 's/^REDIS_CA=//p' "$work/scen/$1/vars" | head -1 || true)
     [ -z "$ca" ] || tls=(--tls --cacert "$ca")
-    out=$(timeout 10 redis-cli -p "$port" "${tls[@]}" info all 2> /dev/null \
-          || true)
-    grep -q '^total_commands_processed:' <<< "$out" || return 0
-    tr -d '\r' <<< "$out" | awk -F'[:,=]' '
+    for port in $ports; do
+        out=$(timeout 10 redis-cli -p "$port" "${tls[@]}" info all \
+              2> /dev/null || true)
+        grep -q '^total_commands_processed:' <<< "$out" || return 0
+        all+=$out$'\n'
+    done
+    # summed over the servers
+    tr -d '\r' <<< "$all" | awk -F'[:,=]' '
         /^cmdstat_evalsha:/ || /^cmdstat_eval:/ { s += $3; u += $5 }
-        /^total_commands_processed:/ { t = $2 }
+        /^total_commands_processed:/ { t += $2 }
         /^used_cpu_sys:/ || /^used_cpu_user:/ { c += $2 }
         END { printf "%d %d %.6f %d\n", s, t, c, u }'
+}
+
+declare -A R_AUX R_AUXD R_SUM R_N
+
+# aux_cpu NAME: "label ticks" for each helper process of the scenario that
+# its setup listed in $BENCH_SCEN_DIR/cpu ("label pid" lines: an auth
+# service's nginx worker, Redis), utime+stime summed per label.
+aux_cpu() {
+    local f=$work/scen/$1/cpu label pid t
+    [ -f "$f" ] || return 0
+    while read -r label pid; do
+        [[ $pid =~ ^[0-9]+$ ]] || continue
+        t=$(proc_cpu "$pid")
+        echo "$label $(( ${t% *} + ${t#* } ))"
+    done < "$f" | awk '{ t[$1] += $2 } END { for (l in t) print l, t[l] }' \
+        | sort
 }
 
 # load_run NAME N TAG: one h2load run; results in R_*[NAME,TAG].
 load_run() {
     local name=$1 n=$2 tag=$3 key="$1,$3"
     local log=$work/h2load-$name-$tag.log txt=$work/h2load-$name-$tag.txt
-    local url="http://127.0.0.1:$front_port${S_PATH[$name]}"
-    local c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0 cmd
+    local url c0 c1 k0 k1 b0 b1 e0 e1 t0 t1 rc=0 cmd
+    url=$(scenario_url "$name")
     client_cmd "$name" "$conns" "$streams" "$n"
 
     local r0 r1
     r0=$(redis_stats "$name")
+    local a0 a1
+    a0=$(aux_cpu "$name")
     b0=$(backend_count)
     e0=$(proc_cpu "$backend_pid")
     c0=$(proc_cpu "$worker_pid")
@@ -739,6 +828,7 @@ load_run() {
     fi
     c1=$(proc_cpu "$worker_pid")
     e1=$(proc_cpu "$backend_pid")
+    a1=$(aux_cpu "$name")
     b1=$(backend_count)
     r1=$(redis_stats "$name")
 
@@ -748,8 +838,13 @@ load_run() {
     ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded,.*/\1/p' "$txt")
     bad2xx=$(sed -n 's/^status codes: [0-9]* 2xx, \([0-9]*\) 3xx, \([0-9]*\) 4xx, \([0-9]*\) 5xx.*/\1 \2 \3/p' "$txt" \
              | awk '{ print $1 + $2 + $3 }')
+    if [ "${S_TLS[$name]}" = 1 ] &&
+       ! grep -q '^TLS Protocol: TLSv1.3' "$txt"; then
+        note="not over TLS 1.3: $(grep -m1 '^TLS Protocol' "$txt" || true)"
+        ok=0
+    fi
     if [ -z "$rps" ] || [ -z "$ok" ] || [ "$rc" != 0 ]; then
-        note="h2load failed (exit $rc)"
+        note="${note:+$note; }h2load failed (exit $rc)"
         rps=${rps:-0}; ok=${ok:-0}; done_=${done_:-0}
         tail -5 "$txt" | sed 's/^/    /' >&2
     fi
@@ -798,14 +893,29 @@ load_run() {
                     (y[2] - x[2]) / n, (y[3] - x[3]) * 1000000 / n,
                     (y[4] - x[4]) / n }')
     fi
+    R_N[$key]=$n
+    # helper processes (auth service, Redis): CPU per RPC, total and by label
+    R_AUXD[$key]=""
+    if [ -n "$a1" ]; then
+        R_AUXD[$key]=$(join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$a0") <(echo "$a1") \
+            2> /dev/null | awk -v n="$n" -v hz="$clk_tck" 'NF == 3 {
+                printf "%s%s=%.2f", sep, $1, ($3 - $2) * 1000000 / hz / n
+                sep = " " }')
+    fi
+    R_AUX[$key]=$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
+                         t += kv[2] } } END { printf "%.2f", t }' \
+                  <<< "${R_AUXD[$key]}")
+    # shellcheck disable=SC2034  # read through declare -n in the report
+    R_SUM[$key]=$(calc '%.2f' "${R_CPU[$key]} + ${R_AUX[$key]}")
     if [ "$errs" != 0 ]; then
         BAD[$name]="${BAD[$name]:+${BAD[$name]}; }run $tag: $errs bad${note:+ ($note)}"
         failed=1
     fi
-    printf '  %-6s %-15s %6.0f rps  p99 %6.2f ms  cpu %5.1f us/rpc (usr %4.1f sys %4.1f)  core %5.1f  upstream %5.1f  nginx %3s%% busy  err %s%s\n' \
+    printf '  %-6s %-28s %6.0f rps  p99 %6.2f ms  cpu %5.1f us/rpc (usr %4.1f sys %4.1f)  core %5.1f  upstream %5.1f  nginx %3s%% busy  err %s%s%s\n' \
         "$tag" "$name" "$rps" "$p99" "${R_CPU[$key]}" \
         "${R_USR[$key]}" "${R_SYS[$key]}" "${R_CORE[$key]}" "${R_BE[$key]}" \
-        "${R_UTIL[$key]}" "$errs" "${note:+  [$note]}"
+        "${R_UTIL[$key]}" "$errs" "${R_AUXD[$key]:+  [${R_AUXD[$key]}]}" \
+        "${note:+  [$note]}"
     if [ -n "${R_RSCR[$key]:-}" ]; then
         printf '         redis: %s scripts/call, %s commands/call, %s us cpu/call, %s us in scripts/call\n' \
             "${R_RSCR[$key]}" "${R_RCMD[$key]}" "${R_RCPU[$key]}" \
@@ -834,6 +944,28 @@ fit_budget() {
     fi
 }
 
+# fit_slow: a scenario much slower than the others (a peer that verifies
+# every token in njs) gets fewer requests per run, so that one of its runs
+# takes about $max_run_secs at its warm-up rate; never below
+# $min_requests_slow.  Its per-call figures are not affected; its ratios
+# are still taken to its baseline of the same round.
+declare -A NS=()
+fit_slow() {
+    local name rate want
+    for name in "${active[@]}"; do
+        NS[$name]=$requests
+        rate=${R_RPS[$name,warmup]:-0}
+        want=$(awk -v s="$max_run_secs" -v r="$rate" -v m="$min_requests_slow" \
+               'BEGIN { w = int(s * r / 1000) * 1000; if (w < m) w = m
+                        printf "%d", w }')
+        if [ "$want" -lt "$requests" ]; then
+            NS[$name]=$want
+            echo "bench: $name is slow (~${rate%.*} rps): $want requests per" \
+                 "run (BENCH_MAX_RUN_SECONDS=$max_run_secs)"
+        fi
+    done
+}
+
 load_pass() {
     local r name order
     start_nginx_load
@@ -846,6 +978,7 @@ load_pass() {
         load_run "$name" "$warmup" warmup
     done
     fit_budget
+    fit_slow
     for r in $(seq 1 "$rounds"); do
         # alternate the order so that drift hits every scenario alike
         if [ $(( r % 2 )) = 1 ]; then
@@ -857,7 +990,7 @@ load_pass() {
             done
         fi
         for name in "${order[@]}"; do
-            load_run "$name" "$requests" "r$r"
+            load_run "$name" "${NS[$name]}" "r$r"
         done
     done
     # the replies must still be right after the load
@@ -896,7 +1029,8 @@ callgrind_pass() {
          "round(s) of $cg_requests requests, h2load -c 2 -m 16"
     for r in $(seq 1 "$cg_rounds"); do
         for name in "${active[@]}"; do
-            local url="http://127.0.0.1:$front_port${S_PATH[$name]}" cmd
+            local url cmd
+            url=$(scenario_url "$name")
             # warm-up: upstream connections, caches
             client_cmd "$name" 2 16 200
             run_fg timeout "$run_timeout" "${client_pin[@]}" "${cmd[@]}" \
@@ -1019,7 +1153,7 @@ declare -A M=()
 for name in "${active[@]}"; do
     base=${S_BASE[$name]}
     if [ "$callgrind" != only ]; then
-        for m in RPS P99 CPU CORE; do
+        for m in RPS P50 P99 CPU CORE AUX SUM; do
             declare -n arr="R_$m"
             vals=()
             ratios=()
@@ -1149,16 +1283,19 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
              "baseline scenario of the same round (bare unless said), dcpu = median" \
              "of the per-round cpu differences"
         echo "cpu = front nginx worker utime+stime per RPC; core = whole nginx core" \
-             "busy time per RPC (adds softirq)"
+             "busy time per RPC (adds softirq); aux = the scenario's helper" \
+             "processes (auth service worker, Redis) per RPC; sum = cpu + aux"
         echo
-        printf '%-18s %9s %8s %9s %9s %8s %8s %8s %9s %6s  %s\n' \
-            scenario rps p99_ms cpu_us core_us rps/base p99/base cpu/base \
-            dcpu_us errors base
+        printf '%-28s %9s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %6s  %s\n' \
+            scenario rps p50_ms p99_ms cpu_us core_us rps/base p99/base \
+            cpu/base aux_us sum/base dcpu_us errors base
         for name in "${active[@]}"; do
-            printf '%-18s %9.0f %8.2f %9.2f %9.2f %8.3f %8.3f %8.3f %+9.2f %6d  %s\n' \
-                "$name" "${M[$name,RPS]}" "${M[$name,P99]}" "${M[$name,CPU]}" \
+            printf '%-28s %9.0f %8.2f %8.2f %9.2f %9.2f %8.3f %8.3f %8.3f %8.2f %8.3f %+9.2f %6d  %s\n' \
+                "$name" "${M[$name,RPS]}" "${M[$name,P50]}" "${M[$name,P99]}" \
+                "${M[$name,CPU]}" \
                 "${M[$name,CORE]}" "${M[$name,RPS,ratio]}" \
                 "${M[$name,P99,ratio]}" "${M[$name,CPU,ratio]}" \
+                "${M[$name,AUX]}" "${M[$name,SUM,ratio]}" \
                 "${M[$name,CPU,delta]}" "${M[$name,ERR]}" "${S_BASE[$name]}"
         done
     fi
@@ -1166,10 +1303,10 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
         echo
         echo "callgrind: instructions per RPC in the front nginx (user space)," \
              "median of $cg_rounds round(s) x $cg_requests requests"
-        printf '%-18s %12s %10s %10s  %s\n' scenario instr/rpc delta ratio base
+        printf '%-28s %12s %10s %10s  %s\n' scenario instr/rpc delta ratio base
         for name in "${active[@]}"; do
             base=${S_BASE[$name]}
-            printf '%-18s %12d %+10d %10.4f  %s\n' "$name" "${M[$name,IR]}" \
+            printf '%-28s %12d %+10d %10.4f  %s\n' "$name" "${M[$name,IR]}" \
                 $(( M[$name,IR] - M[$base,IR] )) \
                 "$(ratio "${M[$name,IR]}" "${M[$base,IR]}")" "$base"
         done
@@ -1197,16 +1334,19 @@ module_state=$([ "$use_module" = 1 ] && echo "loaded (sha256 $module_sum)" \
         echo
         echo "runs:"
         echo "(up_us = upstream CPU per RPC; busy = nginx worker CPU time / wall time)"
-        printf '  %-6s %-18s %9s %8s %8s %8s %8s %8s %8s %8s %5s %6s\n' run scenario \
-            rps p50_ms p99_ms cpu_us usr_us sys_us core_us up_us busy errors
+        printf '  %-6s %-28s %7s %9s %8s %8s %8s %8s %8s %8s %8s %5s %6s  %s\n' run scenario \
+            n rps p50_ms p99_ms cpu_us usr_us sys_us core_us up_us busy \
+            errors aux_us
         for r in warmup $(seq 1 "$rounds" | sed 's/^/r/'); do
             for name in "${active[@]}"; do
                 k="$name,$r"
                 [ -n "${R_RPS[$k]:-}" ] || continue
-                printf '  %-6s %-18s %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d\n' \
-                    "$r" "$name" "${R_RPS[$k]}" "${R_P50[$k]}" "${R_P99[$k]}" \
+                printf '  %-6s %-28s %7d %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %4s%% %6d  %s\n' \
+                    "$r" "$name" "${R_N[$k]}" "${R_RPS[$k]}" "${R_P50[$k]}" \
+                    "${R_P99[$k]}" \
                     "${R_CPU[$k]}" "${R_USR[$k]}" "${R_SYS[$k]}" \
-                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}"
+                    "${R_CORE[$k]}" "${R_BE[$k]}" "${R_UTIL[$k]}" "${R_ERR[$k]}" \
+                    "${R_AUXD[$k]:--}"
             done
         done
     fi
@@ -1275,9 +1415,12 @@ jnum() {
                 "$(ratio "${M[$name,IR]}" "${M[${S_BASE[$name]},IR]}")"
         fi
         if [ "$callgrind" != only ]; then
-            printf '      "rps": %s, "p99_ms": %s, "cpu_us_per_rpc": %s, "core_us_per_rpc": %s,\n' \
-                "$(jnum "${M[$name,RPS]}")" "$(jnum "${M[$name,P99]}")" \
-                "$(jnum "${M[$name,CPU]}")" "$(jnum "${M[$name,CORE]}")"
+            printf '      "rps": %s, "p50_ms": %s, "p99_ms": %s, "cpu_us_per_rpc": %s, "core_us_per_rpc": %s, "aux_cpu_us_per_rpc": %s, "sum_cpu_us_per_rpc": %s, "sum_ratio": %s,\n' \
+                "$(jnum "${M[$name,RPS]}")" "$(jnum "${M[$name,P50]}")" \
+                "$(jnum "${M[$name,P99]}")" \
+                "$(jnum "${M[$name,CPU]}")" "$(jnum "${M[$name,CORE]}")" \
+                "$(jnum "${M[$name,AUX]}")" "$(jnum "${M[$name,SUM]}")" \
+                "$(jnum "${M[$name,SUM,ratio]}")"
             printf '      "rps_ratio": %s, "p99_ratio": %s, "cpu_ratio": %s, "core_ratio": %s, "cpu_delta_us": %s,\n' \
                 "$(jnum "${M[$name,RPS,ratio]}")" "$(jnum "${M[$name,P99,ratio]}")" \
                 "$(jnum "${M[$name,CPU,ratio]}")" "$(jnum "${M[$name,CORE,ratio]}")" \
@@ -1293,8 +1436,9 @@ jnum() {
             for r in warmup $(seq 1 "$rounds" | sed 's/^/r/'); do
                 k="$name,$r"
                 [ -n "${R_RPS[$k]:-}" ] || continue
-                printf '%s\n        {"run": "%s", "rps": %s, "p50_ms": %s, "p99_ms": %s, "cpu_us": %s, "usr_us": %s, "sys_us": %s, "core_us": %s, "upstream_cpu_us": %s, "nginx_busy_percent": %s, "errors": %s, "note": %s}' \
-                    "$rsep" "$r" "$(jnum "${R_RPS[$k]}")" "$(jnum "${R_P50[$k]}")" \
+                printf '%s\n        {"run": "%s", "requests": %s, "aux_us": %s, "rps": %s, "p50_ms": %s, "p99_ms": %s, "cpu_us": %s, "usr_us": %s, "sys_us": %s, "core_us": %s, "upstream_cpu_us": %s, "nginx_busy_percent": %s, "errors": %s, "note": %s}' \
+                    "$rsep" "$r" "${R_N[$k]}" "$(jstr "${R_AUXD[$k]}")" \
+                    "$(jnum "${R_RPS[$k]}")" "$(jnum "${R_P50[$k]}")" \
                     "$(jnum "${R_P99[$k]}")" "$(jnum "${R_CPU[$k]}")" \
                     "$(jnum "${R_USR[$k]}")" "$(jnum "${R_SYS[$k]}")" \
                     "$(jnum "${R_CORE[$k]}")" "$(jnum "${R_BE[$k]}")" \

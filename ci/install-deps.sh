@@ -27,6 +27,7 @@ python3-protobuf
 python3-cryptography
 perl
 nghttp2-client
+libnginx-mod-http-js
 libnghttp2-dev
 g++
 pkg-config

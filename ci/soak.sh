@@ -1,11 +1,19 @@
 #!/bin/bash
 # make soak: 200,000 gRPC calls, a mix of allowed, refused and malformed
-# ones, through ONE nginx worker with the module loaded; the worker's
-# resident memory must stay flat.
+# ones, through ONE nginx worker with the module loaded and everything on
+# (JWT, API keys, ACLs, a Redis limit on every call, the audit log,
+# metrics); the worker's resident memory must stay flat.
+#
+#   make soak                      200k calls, 7-10 min on a 2-core VM
+#   make soak SOAK_RPCS=1000000    the million-call run (46 min there, on a
+#                                  machine busy with other test runs)
 #
 #   1. starts the bench gRPC upstream (bench/bin/echo_server, built by
-#      bench/build-backend.sh) and nginx (worker_processes 1) on free
-#      loopback ports, under build/soak/;
+#      bench/build-backend.sh), a private redis-server and nginx
+#      (worker_processes 1) on free loopback ports, under build/soak/;
+#      every guarded call passes a Redis limit (far above the load, one
+#      EVALSHA each) and is written to the audit log (buffered) and
+#      counted in the metrics zone, whose page is read after every round;
 #   2. checks each scenario once with nghttp: the reply must be the one
 #      the scenario expects (e.g. grpc-status 12 for a non-canonical path);
 #   3. runs rounds of SOAK_ROUND_RPCS (20,000) calls; in each round every
@@ -34,8 +42,8 @@
 #   SOAK_TOLERANCE_PCT   allowed RSS growth in percent points over the
 #                        bare nginx's (2)
 #   SOAK_BASELINE=0      no bare nginx: the growth is judged alone
-#   SOAK_TIME_LIMIT      seconds for the whole run (900); the run fails
-#                        when it is exceeded
+#   SOAK_TIME_LIMIT      seconds for the whole run (900 per 200k
+#                        calls); the run fails when it is exceeded
 #   SOAK_CLIENTS, SOAK_STREAMS   h2load -c and -m (2, 4)
 #   SOAK_NGINX, SOAK_MODULE      nginx and module (/usr/sbin/nginx and
 #                        objs/ngx_http_grpc_guard_module.so); e.g. the
@@ -67,7 +75,7 @@ total=${SOAK_RPCS:-200000}
 round=${SOAK_ROUND_RPCS:-20000}
 tolerance=${SOAK_TOLERANCE_PCT:-2}
 baseline=${SOAK_BASELINE:-1}
-time_limit=${SOAK_TIME_LIMIT:-900}
+time_limit=${SOAK_TIME_LIMIT:-$(( 900 * ((total + 199999) / 200000) ))}
 clients=${SOAK_CLIENTS:-2}
 streams=${SOAK_STREAMS:-4}
 py=/usr/bin/python3
@@ -78,8 +86,8 @@ deadline=$((start + time_limit))
 log() { echo "soak: $*"; }
 die() { echo "soak: FAIL: $*" >&2; exit 1; }
 
-for tool in h2load nghttp "$nginx" "$py"; do
-    command -v "$tool" >/dev/null || die "$tool not found (ci/install-deps.sh installs nghttp2-client, nginx, python3)"
+for tool in h2load nghttp "$nginx" "$py" redis-server curl; do
+    command -v "$tool" >/dev/null || die "$tool not found (ci/install-deps.sh installs nghttp2-client, nginx, python3, redis-server, curl)"
 done
 [ -f "$module" ] || die "$module not built (ci/build.sh)"
 module=$(realpath "$module")
@@ -160,6 +168,13 @@ scenario jwt-allowed         6 ok    grpc:0  /soak.Jwt/Read "$ct" "$te" "$to" "a
 scenario jwt-expired         3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_expired"
 scenario jwt-bad-signature   3 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_badsig"
 scenario jwt-garbage         2 ok    grpc:16 /soak.Jwt/Read "$ct" "$te" "$to" "authorization: Bearer e30.e30.AAAA"
+# everything on, as an edge runs it: JWT (RS256, iss and aud checked), an
+# ACL on its claims, a second Redis limit per principal, besides the audit
+# log, the metrics and the server's Redis limit every call passes
+scenario all-allowed        30 ok    grpc:0  /soak.All/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_ok"
+scenario all-acl-denied      4 ok    grpc:7  /soak.All/Write "$ct" "$te" "$to" "authorization: Bearer $jwt_ok"
+scenario all-no-token        2 ok    grpc:16 /soak.All/Read "$ct" "$te" "$to"
+scenario all-limited         4 ok    grpc:8,grpc:0 /soak.AllLimited/Read "$ct" "$te" "$to" "authorization: Bearer $jwt_ok"
 # grpc_guard_max_message_size: 8 RESOURCE_EXHAUSTED for a message over the
 # limit (the body filter), also after earlier messages of a stream; gRPC-Web
 # (binary and base64 text) read the same way, refused with the gRPC-Web
@@ -233,6 +248,12 @@ backend_port=$(free_port)
 "$backend_bin" "$backend_port" 1 127.0.0.1 > "$dir/logs/backend.log" 2>&1 &
 pids+=($!)
 
+# the limiter's Redis (no persistence)
+redis_port=$(free_port)
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' \
+    --appendonly no --dir "$dir" --logfile "$dir/logs/redis.log" &
+pids+=($!)
+
 port=$(free_port)
 user=""
 if [ "$(id -u)" = 0 ]; then user="user root;"; fi
@@ -261,6 +282,9 @@ http {
 
     keepalive_requests 1000000;
 
+    grpc_guard_redis 127.0.0.1:$redis_port timeout=1s;
+    grpc_guard_metrics_zone 1m;
+
     upstream soak_backend {
         server 127.0.0.1:$backend_port;
         keepalive 64;
@@ -269,6 +293,43 @@ http {
 
     server {
         listen 127.0.0.1:$port http2;
+
+        # every guarded call: one Redis limit (never reached), an audit
+        # record, a count in the metrics
+        grpc_guard_limit rate=1000000000r/s key=\$remote_addr name=soak;
+        grpc_guard_audit_log $dir/logs/audit.log buffer=64k flush=1s;
+
+        location = /metrics {
+            grpc_guard off;
+            grpc_guard_limit off;
+            grpc_guard_audit_log off;
+            grpc_guard_metrics;
+        }
+
+        location /soak.All/ {
+            grpc_guard_deadline required;
+            grpc_guard_auth jwt;
+            grpc_guard_require_tls off;
+            grpc_guard_jwt_key_file $jwt_dir/jwks.json;
+            grpc_guard_jwt_issuer https://issuer.test;
+            grpc_guard_jwt_audience grpc-guard-tests;
+            grpc_guard_allow /soak.All/Read* sub=alice name=read;
+            grpc_guard_limit rate=1000000000r/s key=\$remote_addr name=soak;
+            grpc_guard_limit rate=1000000000r/s key=\$grpc_guard_principal
+                             name=soak_principal;
+            grpc_pass grpc://soak_backend;
+        }
+
+        location /soak.AllLimited/ {
+            grpc_guard_deadline required;
+            grpc_guard_auth jwt;
+            grpc_guard_require_tls off;
+            grpc_guard_jwt_key_file $jwt_dir/jwks.json;
+            grpc_guard_allow * sub=alice;
+            grpc_guard_limit rate=1r/h key=\$grpc_guard_principal
+                             name=soak_limited;
+            grpc_pass grpc://soak_backend;
+        }
 
         # one policy for every scenario above; a scenario that needs
         # another one (authentication, ACL) gets a location of its own here
@@ -557,6 +618,8 @@ while [ "$rpcs_done" -lt "$total" ]; do
     run_round "$n"
     t1=$(date +%s%N)
     [ -d "/proc/$worker" ] || die "worker $worker is gone after $rpcs_done calls"
+    curl -sf --http2-prior-knowledge "http://127.0.0.1:$port/metrics" > "$dir/logs/metrics.txt" \
+        || die "the metrics page did not answer after $rpcs_done calls"
     rss=$(rss_kb "$worker")
     samples+=("$rss")
     bare=""

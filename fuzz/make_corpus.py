@@ -18,6 +18,9 @@ Sources:
                 LOAD), the limiter script allowing and refusing, NOSCRIPT,
                 RESP3 (HELLO 3)
   audit_json    the values of t/072-audit-escaping.t and other records
+  redis_cluster CLUSTER SLOTS replies as Redis 7 writes them (three masters
+                with replicas, a resharded map, IPv6, "?" and empty
+                endpoints), -MOVED/-ASK redirections, keys with hash tags
   authz_reply   what OPA's Data API answers (t/lib/opa_standin.py's
                 policies: booleans, {"allow", "reason"}, undefined, errors)
                 and replies it never gives
@@ -416,6 +419,59 @@ def grpc_message():
     save("grpc_message", items)
 
 
+def redis_cluster():
+    def bulk(b):
+        b = b.encode() if isinstance(b, str) else b
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def node(ip, port, meta=b"*0\r\n"):
+        return (b"*4\r\n" + bulk(ip) + b":%d\r\n" % port
+                + bulk("%040x" % port) + meta)
+
+    def rng(start, end, *nodes):
+        return (b"*%d\r\n:%d\r\n:%d\r\n" % (2 + len(nodes), start, end)
+                + b"".join(nodes))
+
+    def arr(*items):
+        return b"*%d\r\n" % len(items) + b"".join(items)
+
+    items = [
+        arr(rng(0, 5460, node("127.0.0.1", 7000), node("127.0.0.1", 7003)),
+            rng(5461, 10922, node("127.0.0.1", 7001),
+                node("127.0.0.1", 7004)),
+            rng(10923, 16383, node("127.0.0.1", 7002),
+                node("127.0.0.1", 7005))),
+        arr(rng(0, 99, node("127.0.0.1", 7001)),
+            rng(100, 5460, node("127.0.0.1", 7000)),
+            rng(5461, 5461, node("127.0.0.1", 7002)),
+            rng(5462, 16383, node("127.0.0.1", 7001))),
+        arr(rng(0, 16383, node("::1", 6379))),
+        arr(rng(0, 8191, node("?", 6379)), rng(8192, 16383, node("", 6380))),
+        arr(rng(0, 16383, node("10.0.0.1", 6379,
+                               b"*2\r\n" + bulk("hostname")
+                               + bulk("redis-0.example")))),
+        arr(rng(16383, 0, node("127.0.0.1", 1))),
+        arr(rng(0, 16384, node("127.0.0.1", 65536))),
+        b"*0\r\n",
+        b"-MOVED 3999 127.0.0.1:6381\r\n",
+        b"-ASK 3999 127.0.0.1:6381\r\n",
+        b"-MOVED 16383 [::1]:7000\r\n",
+        b"-MOVED 1 ::1:7000\r\n",
+        b"-ASK 16384 127.0.0.1:6381\r\n",
+        b"-MOVED 12 :6379\r\n",
+        b"-CLUSTERDOWN The cluster is down\r\n",
+        b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n",
+        b"-ERR Script attempted to access a non local key in a cluster "
+        b"node script: 0123456789abcdef0123456789abcdef01234567, on "
+        b"@user_script:12.\r\n",
+        bulk("grpc_guard:{ip:60s:127.0.0.1}"),
+        bulk("grpc_guard:{limit}:ip:60s:127.0.0.1"),
+        bulk("{}x{y}"),
+        bulk("{{a}}"),
+    ]
+    save("redis_cluster", items)
+
+
 # ---------------------------------------------------------------- authz
 
 def authz_reply():
@@ -540,6 +596,7 @@ TARGETS = {
     "jws": jwt_targets, "jwks": jwt_targets, "apikey_line": apikey_line,
     "path": path, "grpc_timeout": grpc_timeout, "acl_rule": acl_rule,
     "redis_reply": redis_reply, "audit_json": audit_json, "xfcc": xfcc,
+    "grpc_message": grpc_message, "redis_cluster": redis_cluster,
     "grpc_message": grpc_message,
     "introspection_reply": introspection_reply,
 }

@@ -69,7 +69,7 @@ typedef struct {
     ngx_uint_t                        rate;     /* calls per window */
     ngx_msec_t                        window;
     ngx_uint_t                        per;
-    ngx_str_t                         prefix;   /* of the Redis key */
+    ngx_str_t                         prefix;   /* "NAME:WINDOW:" */
     ngx_str_t                         rate_arg;
     ngx_str_t                         window_arg;
     ngx_uint_t                        metrics;  /* the limit's number */
@@ -96,6 +96,9 @@ struct ngx_http_grpc_guard_limit_ctx_s {
     ngx_uint_t                        index;    /* the limit over it */
     ngx_msec_t                        wait;
     ngx_int_t                         remaining;
+
+    /* Redis Cluster: the limits whose master failed; 0: all of them */
+    uint32_t                          failed;
 
     unsigned                          cached:1;
     unsigned                          cleanup:1;
@@ -367,14 +370,22 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
     ngx_http_grpc_guard_ctx_t *ctx, ngx_http_grpc_guard_limit_t *limit,
     ngx_str_t *value, ngx_str_t *key)
 {
-    u_char                     c, *p, *suffix;
-    size_t                     len;
-    ngx_str_t                 *per;
-    ngx_uint_t                 i, n;
-    ngx_sha1_t                 sha1;
-    ngx_http_core_loc_conf_t  *clcf;
-    u_char                     digest[20];
-    static u_char              hex[] = "0123456789abcdef";
+    u_char                            c, *p, *suffix;
+    size_t                            len;
+    ngx_str_t                        *per;
+    ngx_uint_t                        i, n, tag;
+    ngx_sha1_t                        sha1;
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_grpc_guard_main_conf_t  *gmcf;
+    u_char                            digest[20];
+    static u_char                     hex[] = "0123456789abcdef";
+    static ngx_str_t                  start[] = {
+        ngx_string(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX),
+        ngx_string("grpc_guard:{")
+    };
+
+    gmcf = ngx_http_get_module_main_conf(r, ngx_http_grpc_guard_module);
+    tag = gmcf->limit_cluster;
 
     switch (limit->per) {
 
@@ -399,33 +410,40 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
      * the value is stored with "%", "#" and ":" escaped: without a per=
      * part the raw form never holds a "#", with one it holds a ":" (the
      * first one ends the value), and the hashed form, "#" and 40 hex
-     * digits, has no ":", so no raw value names a hashed counter
+     * digits, has no ":", so no raw value names a hashed counter; with
+     * Redis Cluster, "grpc_guard:{NAME:WINDOW:VALUE}", "{" and "}"
+     * escaped too: a hash tag for each counter, spread over the masters
      */
 
     n = 0;
 
     for (p = value->data; p < value->data + value->len; p++) {
-        if (*p == '%' || *p == '#' || *p == ':') {
+        if (*p == '%' || *p == '#' || *p == ':'
+            || (tag && (*p == '{' || *p == '}')))
+        {
             n++;
         }
     }
 
     len = value->len + 2 * n + (per ? 1 + per->len : 0);
 
-    p = ngx_pnalloc(r->pool, limit->prefix.len
-                             + ngx_max(len, 1 + 2 * sizeof(digest)));
+    p = ngx_pnalloc(r->pool, start[0].len + limit->prefix.len
+                             + ngx_max(len, 1 + 2 * sizeof(digest)) + 1);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     key->data = p;
+    p = ngx_cpymem(p, start[tag].data, start[tag].len);
     p = ngx_cpymem(p, limit->prefix.data, limit->prefix.len);
     suffix = p;
 
     for (i = 0; i < value->len; i++) {
         c = value->data[i];
 
-        if (c == '%' || c == '#' || c == ':') {
+        if (c == '%' || c == '#' || c == ':'
+            || (tag && (c == '{' || c == '}')))
+        {
             *p++ = '%';
             *p++ = hex[c >> 4];
             *p++ = hex[c & 0xf];
@@ -451,6 +469,10 @@ ngx_http_grpc_guard_limit_key(ngx_http_request_t *r,
         p = suffix;
         *p++ = '#';
         p = ngx_hex_dump(p, digest, sizeof(digest));
+    }
+
+    if (tag) {
+        *p++ = '}';
     }
 
     key->len = p - key->data;
@@ -517,6 +539,27 @@ ngx_http_grpc_guard_limit_parse(ngx_http_grpc_guard_limit_ctx_t *lctx,
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     r = lctx->request;
+
+    lctx->failed = 0;
+
+    if (reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->type == REDIS_REPLY_INTEGER
+        && reply->element[1]->integer > 0
+        && reply->element[1]->integer < ((long long) 1 << lctx->n) - 1)
+    {
+        /*
+         * Redis Cluster: the masters of some limits allowed the call
+         * (the calls remaining), the others failed (the limits in the
+         * bit mask): the failure mode applies to those limits only
+         */
+
+        lctx->remaining = (ngx_int_t) reply->element[0]->integer;
+        lctx->failed = (uint32_t) reply->element[1]->integer;
+
+        goto failed;
+    }
 
     if (reply->type == REDIS_REPLY_ERROR) {
 
@@ -928,13 +971,19 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
     tp = ngx_timeofday();
     now = (uint64_t) tp->sec * 1000 + tp->msec;
 
+    /* with Redis Cluster, only the limits whose master failed */
+
     lctx->outcome = NGX_HTTP_GRPC_GUARD_LIMIT_ALLOWED;
-    lctx->remaining = -1;
+    lctx->remaining = lctx->failed ? lctx->remaining : -1;
     lctx->wait = 0;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     for (i = 0; i < lctx->n; i++) {
+
+        if (lctx->failed && !(lctx->failed & (1 << i))) {
+            continue;
+        }
 
         lr = ngx_http_grpc_guard_limit_lookup(zone, &lctx->keys[i], 1);
 
@@ -987,6 +1036,11 @@ ngx_http_grpc_guard_limit_local(ngx_http_grpc_guard_limit_zone_t *zone,
         /* looked up again: a node may have been expired meanwhile */
 
         for (i = 0; i < lctx->n; i++) {
+
+            if (lctx->failed && !(lctx->failed & (1 << i))) {
+                continue;
+            }
+
             lr = ngx_http_grpc_guard_limit_lookup(zone, &lctx->keys[i], 0);
 
             if (lr && lr->window == now / lctx->limits[i]->window) {
@@ -1530,17 +1584,15 @@ ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    /* "grpc_guard:{limit}:NAME:WINDOW:", then the key value */
+    /* "grpc_guard:{limit}:" or "grpc_guard:{", "NAME:WINDOW:", the value */
 
-    p = ngx_pnalloc(cf->pool, sizeof(NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX)
-                              + limit->name.len + 2 + NGX_INT_T_LEN);
+    p = ngx_pnalloc(cf->pool, limit->name.len + 3 + NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_CONF_ERROR;
     }
 
     limit->prefix.data = p;
-    p = ngx_sprintf(p, NGX_HTTP_GRPC_GUARD_LIMIT_KEY_PREFIX "%V:%Ms:",
-                    &limit->name, limit->window / 1000);
+    p = ngx_sprintf(p, "%V:%Ms:", &limit->name, limit->window / 1000);
     limit->prefix.len = p - limit->prefix.data;
 
     p = ngx_pnalloc(cf->pool, 2 * NGX_INT_T_LEN);

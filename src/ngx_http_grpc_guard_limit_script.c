@@ -23,13 +23,6 @@
 
 
 /*
- * A refused check's result: -(wait in ms * 32 + the limit over it,
- * 1-based); at most 16 limits a call
- */
-#define NGX_HTTP_GRPC_GUARD_LIMIT_SCRIPT_SHIFT  32
-
-
-/*
  * ARGV holds the checks one after the other: the number n of limits
  * of the check, then for each limit its key (a hash whose fields are
  * window numbers), its rate and its window in ms.  The keys are not

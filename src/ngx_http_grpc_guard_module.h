@@ -302,6 +302,7 @@ typedef struct {
     size_t                      limit_zone_size;
     ngx_shm_zone_t             *limit_zone; /* blocked-until, local windows */
     ngx_flag_t                  limit_used;
+    ngx_flag_t                  limit_cluster;  /* a tag for each counter */
     ngx_msec_t                  limit_failed_logged;    /* per worker */
     ngx_uint_t                  limit_failed_calls;     /* per worker */
     ngx_msec_t                  limit_error_logged;     /* per worker */
@@ -662,6 +663,12 @@ char *ngx_http_grpc_guard_limit_directive(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
 /* ngx_http_grpc_guard_limit_script.c: the limiter's script in Redis */
+
+/*
+ * A refused check's result: -(wait in ms * 32 + the limit over it,
+ * 1-based); at most 16 limits a call
+ */
+#define NGX_HTTP_GRPC_GUARD_LIMIT_SCRIPT_SHIFT  32
 
 extern ngx_str_t  ngx_http_grpc_guard_limit_script;
 

@@ -46,9 +46,11 @@
  */
 
 
-/* elements of a reply array: a batch's reply has one per check */
-#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS                                \
-    ngx_max(64, NGX_HTTP_GRPC_GUARD_REDIS_BATCH_CALLS)
+/*
+ * elements of a reply array: a batch's reply has one per check, CLUSTER
+ * SLOTS one for each range of slots, at most one for each slot
+ */
+#define NGX_HTTP_GRPC_GUARD_REDIS_MAX_ELEMENTS  16384
 
 
 /* what hiredis's createArray is given: int before 1.0, then size_t */
@@ -104,7 +106,8 @@ static ngx_str_t  ngx_http_grpc_guard_redis_cmd_names[] = {
     ngx_string("SCRIPT LOAD"),
     ngx_string("ROLE"),
     ngx_string("PING"),
-    ngx_string("EVALSHA")
+    ngx_string("EVALSHA"),
+    ngx_string("CLUSTER")
 };
 
 
@@ -130,7 +133,6 @@ ngx_http_grpc_guard_redis_set_script(ngx_http_grpc_guard_redis_t *rd,
 ngx_int_t
 ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                        i;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
@@ -143,8 +145,37 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
 
     rd = gmcf->redis;
 
-    rd->conns = ngx_pcalloc(cycle->pool, rd->keepalive
-                            * sizeof(ngx_http_grpc_guard_redis_conn_t));
+    if (rd->cluster) {
+
+        /* the nodes have the connections */
+
+        rd->log = cycle->log;
+
+        return ngx_http_grpc_guard_cluster_init_process(cycle, rd);
+    }
+
+    if (ngx_http_grpc_guard_redis_init_worker(rd, cycle->pool, cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rd->sentinel) {
+        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_redis_init_worker(ngx_http_grpc_guard_redis_t *rd,
+    ngx_pool_t *pool, ngx_log_t *log)
+{
+    ngx_uint_t  i;
+
+    rd->conns = ngx_pcalloc(pool, rd->keepalive
+                                  * sizeof(ngx_http_grpc_guard_redis_conn_t));
     if (rd->conns == NULL) {
         return NGX_ERROR;
     }
@@ -152,21 +183,17 @@ ngx_http_grpc_guard_redis_init_process(ngx_cycle_t *cycle)
     for (i = 0; i < rd->keepalive; i++) {
         ngx_http_grpc_guard_redis_init_conn(&rd->conns[i], rd,
                                             NGX_HTTP_GRPC_GUARD_REDIS_DATA,
-                                            cycle->log);
+                                            log);
     }
 
     ngx_queue_init(&rd->free);
 
-    rd->log = cycle->log;
+    rd->log = log;
 
     rd->retry.handler = ngx_http_grpc_guard_redis_retry;
     rd->retry.data = rd;
-    rd->retry.log = cycle->log;
+    rd->retry.log = log;
     rd->retry.cancelable = 1;
-
-    if (rd->sentinel) {
-        return ngx_http_grpc_guard_sentinel_init_process(cycle, rd);
-    }
 
     return NGX_OK;
 }
@@ -196,19 +223,45 @@ ngx_http_grpc_guard_redis_init_conn(ngx_http_grpc_guard_redis_conn_t *conn,
 void
 ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                        i;
-    ngx_queue_t                      *q;
     ngx_http_grpc_guard_redis_t      *rd;
     ngx_http_grpc_guard_main_conf_t  *gmcf;
 
     gmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_grpc_guard_module);
 
-    if (gmcf == NULL || gmcf->redis == NULL || gmcf->redis->conns == NULL) {
+    if (gmcf == NULL || gmcf->redis == NULL) {
         return;
     }
 
     rd = gmcf->redis;
+
+    if (rd->cluster) {
+        ngx_http_grpc_guard_cluster_exit_process(rd);
+        return;
+    }
+
+    if (rd->conns == NULL) {
+        return;
+    }
+
+    if (rd->sentinel) {
+
+        /* set first: the sentinel connections close without a retry */
+
+        rd->exiting = 1;
+
+        ngx_http_grpc_guard_sentinel_exit_process(rd);
+    }
+
+    ngx_http_grpc_guard_redis_exit_worker(rd);
+}
+
+
+void
+ngx_http_grpc_guard_redis_exit_worker(ngx_http_grpc_guard_redis_t *rd)
+{
+    ngx_uint_t    i;
+    ngx_queue_t  *q;
 
     /*
      * requests still parked are not resumed: on a fast shutdown the
@@ -223,10 +276,6 @@ ngx_http_grpc_guard_redis_exit_process(ngx_cycle_t *cycle)
 
     for (i = 0; i < rd->keepalive; i++) {
         ngx_http_grpc_guard_redis_drop(&rd->conns[i]);
-    }
-
-    if (rd->sentinel) {
-        ngx_http_grpc_guard_sentinel_exit_process(rd);
     }
 
     while (!ngx_queue_empty(&rd->free)) {
@@ -307,6 +356,14 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
      * posted: the checks of one event loop iteration go together)
      */
 
+    if (rd->cluster && !rd->node) {
+
+        /* one check on each master that has some of the keys */
+
+        return ngx_http_grpc_guard_cluster_eval(rd, argc, argv, handler,
+                                                data);
+    }
+
     if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL
         || argc > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS)
     {
@@ -358,6 +415,97 @@ ngx_http_grpc_guard_redis_eval(ngx_http_grpc_guard_redis_t *rd,
 
 
 ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_node_eval(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, ngx_str_t *argv, ngx_uint_t asking,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    size_t                             len[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
+    ngx_uint_t                         i;
+    const char                        *args[NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS];
+    ngx_http_grpc_guard_redis_cmd_t   *cmd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    /*
+     * Redis Cluster: a check alone, "EVAL script numkeys ...", outside
+     * the batches, with its keys declared so that Redis redirects it;
+     * after -ASK, ASKING first, whose reply is dropped.  EVAL, not
+     * EVALSHA: rare, and never NOSCRIPT
+     */
+
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL
+        || argc + 2 > NGX_HTTP_GRPC_GUARD_REDIS_MAX_ARGS)
+    {
+        return NULL;
+    }
+
+    conn = ngx_http_grpc_guard_redis_pick(rd);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    if (asking) {
+        args[0] = "ASKING";
+        len[0] = 6;
+
+        cmd = ngx_http_grpc_guard_redis_command(conn, 1, args, len, NULL,
+                                                NULL);
+        if (cmd == NULL) {
+            return NULL;
+        }
+
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
+
+    args[0] = "EVAL";
+    len[0] = 4;
+    args[1] = (const char *) rd->script.data;
+    len[1] = rd->script.len;
+
+    for (i = 0; i < argc; i++) {
+        args[i + 2] = (const char *) argv[i].data;
+        len[i + 2] = argv[i].len;
+    }
+
+    cmd = ngx_http_grpc_guard_redis_command(conn, argc + 2, args, len,
+                                            handler, data);
+    if (cmd) {
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
+ngx_http_grpc_guard_redis_node_command(ngx_http_grpc_guard_redis_t *rd,
+    ngx_uint_t argc, const char **argv, size_t *argvlen,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data)
+{
+    ngx_http_grpc_guard_redis_cmd_t   *cmd;
+    ngx_http_grpc_guard_redis_conn_t  *conn;
+
+    /* a command on a data connection, e.g. CLUSTER SLOTS */
+
+    if (rd->conns == NULL || rd->exiting || rd->sockaddr == NULL) {
+        return NULL;
+    }
+
+    conn = ngx_http_grpc_guard_redis_pick(rd);
+    if (conn == NULL) {
+        return NULL;
+    }
+
+    cmd = ngx_http_grpc_guard_redis_command(conn, argc, argv, argvlen,
+                                            handler, data);
+    if (cmd) {
+        cmd->start = ngx_http_grpc_guard_metrics_now();
+    }
+
+    return cmd;
+}
+
+
+ngx_http_grpc_guard_redis_cmd_t *
 ngx_http_grpc_guard_redis_command(ngx_http_grpc_guard_redis_conn_t *conn,
     ngx_uint_t argc, const char **argv, size_t *argvlen,
     ngx_http_grpc_guard_redis_handler_pt handler, void *data)
@@ -393,6 +541,11 @@ ngx_http_grpc_guard_redis_command(ngx_http_grpc_guard_redis_conn_t *conn,
 void
 ngx_http_grpc_guard_redis_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd)
 {
+    if (cmd->type == NGX_HTTP_GRPC_GUARD_REDIS_CMD_CLUSTER) {
+        ngx_http_grpc_guard_cluster_cancel(cmd);
+        return;
+    }
+
     if (cmd->waiting) {
 
         /* not sent: it never will be */
@@ -1458,6 +1611,13 @@ ngx_http_grpc_guard_redis_failed(ngx_http_grpc_guard_redis_t *rd)
         /* the master may have moved */
 
         ngx_http_grpc_guard_sentinel_ask(rd);
+    }
+
+    if (rd->node) {
+
+        /* its replica may be promoted: the slot map is read again */
+
+        ngx_http_grpc_guard_cluster_failed(rd);
     }
 
     if (rd->retry.timer_set) {

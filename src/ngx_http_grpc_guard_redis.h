@@ -40,6 +40,7 @@
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_ROLE      4
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_PING      5
 #define NGX_HTTP_GRPC_GUARD_REDIS_CMD_BATCH     6   /* checks, one script */
+#define NGX_HTTP_GRPC_GUARD_REDIS_CMD_CLUSTER   7   /* a call over nodes */
 
 /* what a connection is for */
 
@@ -69,6 +70,8 @@ typedef struct ngx_http_grpc_guard_redis_conn_s
     ngx_http_grpc_guard_redis_conn_t;
 typedef struct ngx_http_grpc_guard_sentinel_s
     ngx_http_grpc_guard_sentinel_t;
+typedef struct ngx_http_grpc_guard_cluster_s
+    ngx_http_grpc_guard_cluster_t;
 
 /* a reply that answers no command: a message of a subscription */
 typedef void (*ngx_http_grpc_guard_redis_push_pt)(
@@ -168,6 +171,13 @@ struct ngx_http_grpc_guard_redis_s {
     /* NULL: one server, the address of the directive */
     ngx_http_grpc_guard_sentinel_t        *sentinel;
 
+    /*
+     * Redis Cluster: the directive's own structure routes the calls;
+     * every master has a structure of its own ("node" set), made by
+     * ngx_http_grpc_guard_redis_cluster.c, with the same parameters
+     */
+    ngx_http_grpc_guard_cluster_t         *cluster;
+
 #if (NGX_SSL)
     ngx_ssl_t                             *ssl;     /* NULL: no TLS */
     ngx_str_t                              tls_name;    /* null-terminated */
@@ -187,6 +197,7 @@ struct ngx_http_grpc_guard_redis_s {
 
     unsigned                               open:1;  /* breaker */
     unsigned                               exiting:1;
+    unsigned                               node:1;  /* of a cluster */
 };
 
 
@@ -221,6 +232,17 @@ void ngx_http_grpc_guard_redis_batch_reply(
     ngx_http_grpc_guard_redis_cmd_t *batch, redisReply *reply);
 void ngx_http_grpc_guard_redis_collect(ngx_http_grpc_guard_redis_cmd_t *batch,
     ngx_queue_t *checks);
+ngx_int_t ngx_http_grpc_guard_redis_init_worker(
+    ngx_http_grpc_guard_redis_t *rd, ngx_pool_t *pool, ngx_log_t *log);
+void ngx_http_grpc_guard_redis_exit_worker(ngx_http_grpc_guard_redis_t *rd);
+ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_node_eval(
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, ngx_str_t *argv,
+    ngx_uint_t asking, ngx_http_grpc_guard_redis_handler_pt handler,
+    void *data);
+ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_redis_node_command(
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, const char **argv,
+    size_t *argvlen, ngx_http_grpc_guard_redis_handler_pt handler,
+    void *data);
 
 /* ngx_http_grpc_guard_redis_conf.c */
 
@@ -228,6 +250,11 @@ char *ngx_http_grpc_guard_redis_read_password(ngx_conf_t *cf,
     ngx_str_t *file, ngx_str_t *password);
 
 /* ngx_http_grpc_guard_redis_topology.c */
+
+char *ngx_http_grpc_guard_redis_addrs(ngx_conf_t *cf, ngx_array_t *addrs,
+    ngx_str_t *list, char *what, in_port_t port);
+ngx_int_t ngx_http_grpc_guard_redis_sockaddr(u_char *ip, size_t iplen,
+    ngx_int_t port, ngx_sockaddr_t *sa, socklen_t *len);
 
 ngx_int_t ngx_http_grpc_guard_sentinel_param(ngx_conf_t *cf,
     ngx_http_grpc_guard_redis_t *rd, ngx_str_t *value);
@@ -238,6 +265,25 @@ ngx_int_t ngx_http_grpc_guard_sentinel_init_process(ngx_cycle_t *cycle,
 void ngx_http_grpc_guard_sentinel_exit_process(
     ngx_http_grpc_guard_redis_t *rd);
 void ngx_http_grpc_guard_sentinel_ask(ngx_http_grpc_guard_redis_t *rd);
+
+
+/* ngx_http_grpc_guard_redis_cluster.c */
+
+ngx_int_t ngx_http_grpc_guard_cluster_param(ngx_conf_t *cf,
+    ngx_http_grpc_guard_redis_t *rd, ngx_str_t *value);
+ngx_int_t ngx_http_grpc_guard_cluster_init_process(ngx_cycle_t *cycle,
+    ngx_http_grpc_guard_redis_t *rd);
+void ngx_http_grpc_guard_cluster_exit_process(ngx_http_grpc_guard_redis_t *rd);
+ngx_http_grpc_guard_redis_cmd_t *ngx_http_grpc_guard_cluster_eval(
+    ngx_http_grpc_guard_redis_t *rd, ngx_uint_t argc, ngx_str_t *argv,
+    ngx_http_grpc_guard_redis_handler_pt handler, void *data);
+void ngx_http_grpc_guard_cluster_cancel(ngx_http_grpc_guard_redis_cmd_t *cmd);
+void ngx_http_grpc_guard_cluster_failed(ngx_http_grpc_guard_redis_t *node);
+ngx_uint_t ngx_http_grpc_guard_cluster_slot(u_char *key, size_t len);
+ngx_int_t ngx_http_grpc_guard_cluster_parse_redirect(u_char *p, size_t len,
+    ngx_uint_t *ask, ngx_uint_t *slot, ngx_str_t *ip, ngx_int_t *port);
+ngx_int_t ngx_http_grpc_guard_cluster_parse_range(redisReply *r,
+    ngx_uint_t *start, ngx_uint_t *end, ngx_str_t *ip, ngx_int_t *port);
 
 
 /* ngx_http_grpc_guard_redis.c, for the TLS of a connection */

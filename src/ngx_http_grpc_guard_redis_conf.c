@@ -6,7 +6,8 @@
 
 /*
  * The grpc_guard_redis directive: the address (or the Sentinel
- * parameters, read by ngx_http_grpc_guard_redis_topology.c),
+ * parameters, read by ngx_http_grpc_guard_redis_topology.c, or the
+ * cluster's, by ngx_http_grpc_guard_redis_cluster.c),
  * credentials, timeouts, and the TLS context, all checked when the
  * configuration is loaded.
  */
@@ -37,7 +38,7 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     char                         *rv;
     ngx_int_t                     n, tls, verify;
-    ngx_str_t                    *value, *tls_param, s, file;
+    ngx_str_t                    *value, *tls_param, *db, s, file;
     ngx_str_t                     cert, key, trusted, name;
     ngx_url_t                     u;
     ngx_uint_t                    i;
@@ -71,11 +72,16 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    /* "sentinel=..." instead of an address: the sentinels say where */
+    /*
+     * "sentinel=..." or "cluster=..." instead of an address: the
+     * sentinels or the cluster's nodes say where
+     */
 
     i = 1;
 
-    if (ngx_strncmp(value[1].data, "sentinel=", 9) != 0) {
+    if (ngx_strncmp(value[1].data, "sentinel=", 9) != 0
+        && ngx_strncmp(value[1].data, "cluster=", 8) != 0)
+    {
 
         u.url = value[1];
         u.default_port = 6379;
@@ -117,10 +123,21 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     tls = 0;
     verify = 1;
     tls_param = NULL;
+    db = NULL;
 
     for ( /* void */ ; i < cf->args->nelts; i++) {
 
         n = ngx_http_grpc_guard_sentinel_param(cf, rd, &value[i]);
+
+        if (n == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (n == NGX_OK) {
+            continue;
+        }
+
+        n = ngx_http_grpc_guard_cluster_param(cf, rd, &value[i]);
 
         if (n == NGX_ERROR) {
             return NGX_CONF_ERROR;
@@ -240,6 +257,7 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
             }
 
             rd->db = n;
+            db = &value[i];
             continue;
         }
 
@@ -305,6 +323,31 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return "has \"user=\" without a password";
     }
 
+    if (rd->cluster) {
+
+        if (rd->sentinel) {
+            return "takes either \"sentinel=\" or \"cluster=\"";
+        }
+
+        if (rd->sockaddr) {
+            return "takes either an address or \"cluster=\"";
+        }
+
+        if (db) {
+
+            /* a cluster has database 0 only */
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" cannot be used with \"cluster=\": "
+                               "Redis Cluster has database 0 only", db);
+            return NGX_CONF_ERROR;
+        }
+
+        /* counters carry hash tags of their own, spread over the nodes */
+
+        gmcf->limit_cluster = 1;
+    }
+
     rv = ngx_http_grpc_guard_sentinel_conf(cf, rd);
     if (rv != NGX_CONF_OK) {
         return rv;
@@ -322,7 +365,7 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 
         rd->tls_verify = verify;
 
-        if (name.len == 0 && rd->sentinel == NULL) {
+        if (name.len == 0 && rd->sentinel == NULL && rd->cluster == NULL) {
 
             if (u.family == AF_UNIX && verify) {
                 return "needs \"tls_name=\" with \"tls\" on a unix socket";
@@ -351,11 +394,22 @@ ngx_http_grpc_guard_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 #endif
     }
 
-    /* the node of the metrics: the address, or the sentinels' list */
+    /*
+     * the node of the metrics: the address, or the sentinels' list, or
+     * the cluster's (its nodes are found at run time); never another
+     * parameter, which may be a password
+     */
+
+    s = rd->name;
+
+    for (i = 1; rd->sentinel && i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            s = value[i];
+        }
+    }
 
     rd->metrics = ngx_http_grpc_guard_metrics_name(cf,
-                                   NGX_HTTP_GRPC_GUARD_METRICS_NODE,
-                                   rd->sentinel ? &value[1] : &rd->name);
+                                   NGX_HTTP_GRPC_GUARD_METRICS_NODE, &s);
 
     gmcf->redis = rd;
 

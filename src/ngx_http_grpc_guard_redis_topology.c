@@ -63,8 +63,6 @@ struct ngx_http_grpc_guard_sentinel_s {
 };
 
 
-static char *ngx_http_grpc_guard_sentinel_addrs(ngx_conf_t *cf,
-    ngx_http_grpc_guard_sentinel_t *s, ngx_str_t *list);
 static void ngx_http_grpc_guard_sentinel_ask_handler(ngx_event_t *ev);
 static void ngx_http_grpc_guard_sentinel_ask_next(
     ngx_http_grpc_guard_redis_t *rd);
@@ -118,7 +116,8 @@ ngx_http_grpc_guard_sentinel_param(ngx_conf_t *cf,
         s.len = value->len - 9;
         s.data = value->data + 9;
 
-        rv = ngx_http_grpc_guard_sentinel_addrs(cf, sn, &s);
+        rv = ngx_http_grpc_guard_redis_addrs(cf, &sn->addrs, &s, "sentinel",
+                                             26379);
         if (rv != NGX_CONF_OK) {
             return NGX_ERROR;
         }
@@ -174,17 +173,19 @@ ngx_http_grpc_guard_sentinel_param(ngx_conf_t *cf,
 }
 
 
-static char *
-ngx_http_grpc_guard_sentinel_addrs(ngx_conf_t *cf,
-    ngx_http_grpc_guard_sentinel_t *s, ngx_str_t *list)
+char *
+ngx_http_grpc_guard_redis_addrs(ngx_conf_t *cf, ngx_array_t *addrs,
+    ngx_str_t *list, char *what, in_port_t port)
 {
     u_char      *p, *last, *comma;
     ngx_url_t    u;
     ngx_addr_t  *addr;
 
+    /* "sentinel=" or "cluster=": a list of HOST:PORT */
+
     if (list->len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"sentinel=\" has no address");
+                           "\"%s=\" has no address", what);
         return NGX_CONF_ERROR;
     }
 
@@ -200,7 +201,7 @@ ngx_http_grpc_guard_sentinel_addrs(ngx_conf_t *cf,
 
         if (comma == p) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "empty address in \"sentinel=%V\"", list);
+                               "empty address in \"%s=%V\"", what, list);
             return NGX_CONF_ERROR;
         }
 
@@ -208,14 +209,14 @@ ngx_http_grpc_guard_sentinel_addrs(ngx_conf_t *cf,
 
         u.url.data = p;
         u.url.len = comma - p;
-        u.default_port = 26379;
+        u.default_port = port;
 
         /* resolved here, at configuration time: workers never resolve */
 
         if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
             if (u.err) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "%s in sentinel \"%V\"", u.err, &u.url);
+                                   "%s in %s \"%V\"", u.err, what, &u.url);
             }
 
             return NGX_CONF_ERROR;
@@ -223,11 +224,11 @@ ngx_http_grpc_guard_sentinel_addrs(ngx_conf_t *cf,
 
         if (u.naddrs == 0 || u.family == AF_UNIX) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "no address for sentinel \"%V\"", &u.url);
+                               "no address for %s \"%V\"", what, &u.url);
             return NGX_CONF_ERROR;
         }
 
-        addr = ngx_array_push(&s->addrs);
+        addr = ngx_array_push(addrs);
         if (addr == NULL) {
             return NGX_CONF_ERROR;
         }
@@ -515,47 +516,63 @@ next:
 }
 
 
+ngx_int_t
+ngx_http_grpc_guard_redis_sockaddr(u_char *ip, size_t iplen, ngx_int_t port,
+    ngx_sockaddr_t *sa, socklen_t *len)
+{
+    in_addr_t  inaddr;
+
+    if (port < 1 || port > 65535) {
+        return NGX_ERROR;
+    }
+
+    /* an address: a worker never resolves a host name */
+
+    ngx_memzero(sa, sizeof(ngx_sockaddr_t));
+
+    inaddr = ngx_inet_addr(ip, iplen);
+
+    if (inaddr != INADDR_NONE) {
+        sa->sockaddr_in.sin_family = AF_INET;
+        sa->sockaddr_in.sin_port = htons((in_port_t) port);
+        sa->sockaddr_in.sin_addr.s_addr = inaddr;
+        *len = sizeof(struct sockaddr_in);
+        return NGX_OK;
+    }
+
+#if (NGX_HAVE_INET6)
+
+    if (ngx_inet6_addr(ip, iplen, sa->sockaddr_in6.sin6_addr.s6_addr)
+        == NGX_OK)
+    {
+        sa->sockaddr_in6.sin6_family = AF_INET6;
+        sa->sockaddr_in6.sin6_port = htons((in_port_t) port);
+        *len = sizeof(struct sockaddr_in6);
+        return NGX_OK;
+    }
+
+#endif
+
+    return NGX_ERROR;
+}
+
+
 static ngx_int_t
 ngx_http_grpc_guard_sentinel_master(ngx_http_grpc_guard_redis_t *rd,
     u_char *ip, size_t iplen, u_char *port, size_t portlen)
 {
-    size_t                           len;
-    in_addr_t                        inaddr;
     ngx_int_t                        n;
+    socklen_t                        len;
     ngx_sockaddr_t                   sa;
     ngx_http_grpc_guard_sentinel_t  *s;
     u_char                           text[NGX_SOCKADDR_STRLEN];
 
     s = rd->sentinel;
 
-    n = ngx_atoi(port, portlen);
-    if (n < 1 || n > 65535) {
-        return NGX_ERROR;
-    }
-
-    /* an address: a worker never resolves a host name */
-
-    ngx_memzero(&sa, sizeof(ngx_sockaddr_t));
-
-    inaddr = ngx_inet_addr(ip, iplen);
-
-    if (inaddr != INADDR_NONE) {
-        sa.sockaddr_in.sin_family = AF_INET;
-        sa.sockaddr_in.sin_port = htons((in_port_t) n);
-        sa.sockaddr_in.sin_addr.s_addr = inaddr;
-        len = sizeof(struct sockaddr_in);
-
-#if (NGX_HAVE_INET6)
-    } else if (ngx_inet6_addr(ip, iplen,
-                              sa.sockaddr_in6.sin6_addr.s6_addr)
-               == NGX_OK)
+    if (ngx_http_grpc_guard_redis_sockaddr(ip, iplen, ngx_atoi(port, portlen),
+                                           &sa, &len)
+        != NGX_OK)
     {
-        sa.sockaddr_in6.sin6_family = AF_INET6;
-        sa.sockaddr_in6.sin6_port = htons((in_port_t) n);
-        len = sizeof(struct sockaddr_in6);
-#endif
-
-    } else {
         return NGX_ERROR;
     }
 

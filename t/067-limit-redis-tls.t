@@ -60,6 +60,41 @@ sub auth_calls {
 
 sub minute { int(time() / 60) }
 
+# a Redis Cluster of three masters over TLS only (the cluster bus too,
+# which always asks for a client certificate: the nodes give
+# upstream-client's), with a password; the nodes announce their TLS ports
+our @tls_cluster;
+Test::Nginx::Proc::write_file(work_dir() . '/cluster-ca.crt',
+    Test::Nginx::Proc::read_file("$certs/ca.crt")
+    . Test::Nginx::Proc::read_file("$certs/upstream-client-ca.crt"));
+for my $i (1 .. 3) {
+    my $port = cluster_port();
+    push @tls_cluster, start_redis(port => $port, password => 'tls-s3cret',
+                                   args => [
+        '--port', '0', '--tls-port', $port, '--tls-cluster', 'yes',
+        '--tls-cert-file', "$certs/server.crt",
+        '--tls-key-file', "$certs/server.key",
+        '--tls-ca-cert-file', work_dir() . '/cluster-ca.crt',
+        '--tls-client-cert-file', "$certs/upstream-client.crt",
+        '--tls-client-key-file', "$certs/upstream-client.key",
+        '--tls-auth-clients', 'no',
+        '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf']);
+}
+{
+    my $r = Test::Nginx::Proc::run_cmd(['redis-cli', '--tls', '--cacert',
+        "$certs/ca.crt", '-a', 'tls-s3cret', '--no-auth-warning',
+        '--cluster', 'create', (map { "127.0.0.1:$_" } @tls_cluster),
+        '--cluster-yes'], timeout => 60);
+    die "redis-cli --cluster create: $r->{out}$r->{err}" if $r->{status};
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        last unless grep { tls_redis_cmd($_, 'CLUSTER', 'INFO')
+                           !~ /cluster_state:ok/ } @tls_cluster;
+        select(undef, undef, undef, 0.1);
+    }
+}
+$ENV{TEST_NGINX_TLS_CLUSTER} = "127.0.0.1:$tls_cluster[0]";
+
 no_shuffle();
 no_root_location();
 run_tests();
@@ -413,3 +448,32 @@ qr/\[emerg\] .*cannot load "tls_trusted_certificate=\S+not-a-cert\.pem" in \S+ng
 --- must_die
 --- error_log
 invalid parameter "tls_verify=maybe"
+
+
+
+
+=== TEST 21: Redis Cluster over TLS with a password: every node verified, counters on every master
+--- http_config
+    grpc_guard_redis cluster=$TEST_NGINX_TLS_CLUSTER password=tls-s3cret
+                     tls tls_trusted_certificate=$TEST_NGINX_CERT_DIR/ca.crt
+                     timeout=500ms;
+--- config
+    location / {
+        grpc_guard_limit rate=2r/m key=$http_x_key name=tc;
+        grpc_guard_limit_failure closed;
+        grpc_pass grpc://127.0.0.1:$TEST_NGINX_GRPC_PORT;
+    }
+--- init
+my @calls;
+for my $k (map { "k$_" } 1 .. 12) {
+    push @calls, map { +{ metadata => [['x-key', $k]] } } 1 .. 3;
+}
+is(join(' ', map { $_->{code} } lcalls(@calls)),
+   join(' ', ('0 0 8') x 12), 'each key: 2 pass, then 8');
+my @n = map { 0 + tls_redis_cmd($_, 'DBSIZE') } @tls_cluster;
+my $sum = 0;
+$sum += $_ for @n;
+is($sum, 12, 'one counter per key');
+ok((!grep { $_ == 0 } @n), "every master holds counters (@n)");
+--- no_error_log
+tls-s3cret

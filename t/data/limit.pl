@@ -6,6 +6,7 @@
 use strict;
 use warnings;
 
+use IO::Socket::INET;
 use JSON::PP ();
 use POSIX qw(ceil);
 use Time::HiRes qw(time sleep);
@@ -194,6 +195,22 @@ sub finish_load {
     my $d = read_file($h->{out}) // '';
     my $r = eval { JSON::PP->new->decode($d) };
     return $r || { error => $d . (read_file("$h->{out}.err") // '') };
+}
+
+# a free port for a Redis Cluster node: its cluster bus port (+10000) is
+# free too
+sub cluster_port {
+    for (1 .. 100) {
+        my $p = Test::Nginx::Socket::Grpc::free_port();
+        next if $p > 55000;
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $p + 10000,
+                                      Listen => 1, ReuseAddr => 1)
+            or next;
+        close $s;
+        return $p;
+    }
+    die "no free port with a free cluster bus port\n";
 }
 
 # h2load against a gRPC method: returns its output

@@ -43,5 +43,6 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 cat "$dir/redis.pid" >> "$dir/pids"
+echo "redis $(cat "$dir/redis.pid")" >> "$dir/cpu"
 echo "REDIS_PORT=$port" >> "$dir/vars"
 echo "REDIS_CA=$dir/ca.crt" >> "$dir/vars"
