@@ -49,24 +49,20 @@ with open(sys.argv[2], "w") as f:
     echo "$shared/pool" > "$dir/pool"
 }
 
-introspect_stand_in() {
-    local now
-    now=$(date +%s)
+# stand_in SUFFIX REPLY: the location /NAME.SUFFIX answering REPLY
+stand_in() {
     cat > "$conf" <<CONF
-location = /$BENCH_NAME._introspect {
+location = /$BENCH_NAME.$1 {
     internal;
-    return 200 '{"active":true,"client_id":"bench-app","scope":"read write","iss":"bench-issuer","token_type":"Bearer","iat":$now,"exp":$(( now + 86400 ))}';
+    return 200 '$2';
 }
 CONF
 }
 
-authz_stand_in() {
-    cat > "$conf" <<CONF
-location = /$BENCH_NAME._authz {
-    internal;
-    return 200 '{"result":true}';
-}
-CONF
+introspect_stand_in() {
+    local now
+    now=$(date +%s)
+    stand_in _introspect "{\"active\":true,\"client_id\":\"bench-app\",\"scope\":\"read write\",\"iss\":\"bench-issuer\",\"token_type\":\"Bearer\",\"iat\":$now,\"exp\":$(( now + 86400 ))}"
 }
 
 apikey() {
@@ -99,12 +95,7 @@ jwk = {"kty": "RSA", "kid": "bench", "use": "sig", "alg": "RS256",
        "n": b64url(nums.n), "e": b64url(nums.e)}
 json.dump({"keys": [jwk]}, open(sys.argv[2], "w"), separators=(",", ":"))
 PY
-    cat > "$conf" <<CONF
-location = /$BENCH_NAME._jwks {
-    internal;
-    return 200 '$(cat "$dir/jwks.json")';
-}
-CONF
+    stand_in _jwks "$(cat "$dir/jwks.json")"
     ;;
 opaque)
     shared=$BENCH_WORK/opaque
@@ -121,12 +112,12 @@ opaque_pool)
     ;;
 apikey)
     apikey
-    authz_stand_in
+    stand_in _authz '{"result":true}'
     ;;
 apikey_pool)
     apikey
     pool call call
-    authz_stand_in
+    stand_in _authz '{"result":true}'
     ;;
 *)
     echo "remote.sh: KIND is jwks, opaque, opaque_pool, apikey or" \
