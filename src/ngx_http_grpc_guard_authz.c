@@ -201,7 +201,8 @@ ngx_http_grpc_guard_authz(ngx_http_request_t *r,
      */
 
     rc = ngx_http_grpc_guard_remote_keyed(r, az->remote, actx->key,
-                                          &actx->body, r->pool, &decision);
+                                          &actx->body, r->pool, &decision,
+                                          NULL);
 
     switch (rc) {
 
@@ -465,37 +466,10 @@ ngx_http_grpc_guard_authz_put(u_char *p, size_t *total, void *data,
 static ngx_http_grpc_guard_authz_memo_t *
 ngx_http_grpc_guard_authz_memo(ngx_connection_t *c, ngx_uint_t create)
 {
-    ngx_pool_cleanup_t                *cln;
-    ngx_http_grpc_guard_authz_memo_t  *memo;
-
-    /*
-     * an entry of the connection pool's cleanup list, known by its
-     * handler; r->connection of an HTTP/2 stream shares the pool of the
-     * client connection
-     */
-
-    for (cln = c->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_grpc_guard_authz_memo_cleanup) {
-            return cln->data;
-        }
-    }
-
-    if (!create) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(c->pool,
-                               sizeof(ngx_http_grpc_guard_authz_memo_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    memo = cln->data;
-    ngx_memzero(memo, sizeof(ngx_http_grpc_guard_authz_memo_t));
-
-    cln->handler = ngx_http_grpc_guard_authz_memo_cleanup;
-
-    return memo;
+    return ngx_http_grpc_guard_connection_memo(c,
+                                 ngx_http_grpc_guard_authz_memo_cleanup,
+                                 sizeof(ngx_http_grpc_guard_authz_memo_t),
+                                 create);
 }
 
 

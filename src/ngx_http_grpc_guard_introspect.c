@@ -20,6 +20,12 @@
  * "client_id"); anything else is the provider's failure: 14, never kept.
  * "active": false is kept for negative_cache; "active": true for cache,
  * never past "exp".
+ *
+ * A connection remembers its last token with an active answer, until the
+ * zone's answer expires: gRPC clients make many calls with one token on a
+ * connection, and such a call needs no digest, no zone and no JSON; its
+ * time claims are checked again, and the answer is parsed only when a
+ * claim is read (an ACL condition, a variable, the authorization input).
  */
 
 
@@ -40,6 +46,10 @@
 #define NGX_HTTP_GRPC_GUARD_INTROSPECT_LIMIT     (16 * 1024 * 1024)
 #define NGX_HTTP_GRPC_GUARD_INTROSPECT_TIMEOUT   5000
 
+/* the most a connection keeps of its last token and answer */
+#define NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MAX  8192
+#define NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MIN  1024
+
 
 struct ngx_http_grpc_guard_introspect_s {
     ngx_http_grpc_guard_remote_t  *remote;
@@ -48,6 +58,30 @@ struct ngx_http_grpc_guard_introspect_s {
 };
 
 
+/* a connection's last token with an active answer, and until when */
+
+typedef struct {
+    ngx_http_grpc_guard_introspect_t  *ic;  /* NULL: nothing remembered */
+    ngx_http_grpc_guard_jwt_conf_t    *jcf;
+    u_char                     *data;   /* token, answer, sub, iss, id */
+    size_t                      size;
+    size_t                      token_len;
+    size_t                      claims_len;
+    size_t                      sub_len;
+    size_t                      iss_len;
+    size_t                      client_id_len;
+    ngx_msec_t                  expires;    /* the zone's answer */
+    ngx_http_grpc_guard_jwt_token_t  tok;   /* exp, nbf */
+} ngx_http_grpc_guard_introspect_memo_t;
+
+
+static ngx_int_t ngx_http_grpc_guard_introspect_recall(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_str_t *token,
+    ngx_http_grpc_guard_jwt_ctx_t **jctx, char **reason);
+static void ngx_http_grpc_guard_introspect_remember(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok, ngx_msec_t expires);
+static void ngx_http_grpc_guard_introspect_memo_cleanup(void *data);
 static ngx_int_t ngx_http_grpc_guard_introspect_body(ngx_pool_t *pool,
     ngx_str_t *token, ngx_str_t *body);
 static ngx_int_t ngx_http_grpc_guard_introspect_types(json_t *reply);
@@ -66,6 +100,7 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
     char                              *reason;
     ngx_int_t                          rc;
     ngx_str_t                          token, body, text, s;
+    ngx_msec_t                         expires;
     ngx_http_grpc_guard_jwt_ctx_t     *jctx;
     ngx_http_grpc_guard_jwt_token_t    tok;
     ngx_http_grpc_guard_introspect_t  *ic;
@@ -94,6 +129,17 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    rc = ngx_http_grpc_guard_introspect_recall(r, glcf, &token, &jctx,
+                                               &reason);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        goto checked;
+    }
+
     if (EVP_Digest(token.data, token.len, key, NULL, EVP_sha256(), NULL)
         != 1)
     {
@@ -107,7 +153,7 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
     }
 
     rc = ngx_http_grpc_guard_remote_keyed(r, ic->remote, key, &body, r->pool,
-                                          &text);
+                                          &text, &expires);
 
     if (rc == NGX_AGAIN || rc == NGX_ERROR) {
         return rc;
@@ -138,6 +184,12 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
 
     reason = ngx_http_grpc_guard_jwt_check_claims(&glcf->jwt, jctx, &tok);
 
+    if (reason == NULL) {
+        ngx_http_grpc_guard_introspect_remember(r, glcf, jctx, &tok, expires);
+    }
+
+checked:
+
     if (reason) {
         ngx_log_error(glcf->log_level, r->connection->log, 0,
                       "grpc guard: an introspected token is refused: %s",
@@ -150,6 +202,157 @@ ngx_http_grpc_guard_introspect_authenticate(ngx_http_request_t *r,
     ctx->call.jwt = jctx;
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_grpc_guard_introspect_recall(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_str_t *token,
+    ngx_http_grpc_guard_jwt_ctx_t **jctx, char **reason)
+{
+    u_char                                 *p;
+    ngx_http_grpc_guard_jwt_ctx_t          *j;
+    ngx_http_grpc_guard_jwt_token_t         tok;
+    ngx_http_grpc_guard_introspect_memo_t  *memo;
+
+    /*
+     * the connection's last token, with the same settings, while the
+     * zone keeps its answer: NGX_OK with the claims in "jctx", or with
+     * "reason" when a time claim refuses the token now; NGX_DECLINED
+     * when there is no such token
+     */
+
+    *jctx = NULL;
+
+    memo = ngx_http_grpc_guard_connection_memo(r->connection,
+                           ngx_http_grpc_guard_introspect_memo_cleanup,
+                           sizeof(ngx_http_grpc_guard_introspect_memo_t), 0);
+
+    if (memo == NULL
+        || memo->ic != glcf->introspect
+        || memo->jcf != &glcf->jwt
+        || memo->token_len != token->len
+        || (ngx_msec_int_t) (memo->expires - ngx_current_msec) <= 0
+        || ngx_memcmp(memo->data, token->data, token->len) != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_grpc_guard_metrics_remote(NGX_HTTP_GRPC_GUARD_REMOTE_INTROSPECTION,
+                                       NGX_HTTP_GRPC_GUARD_METRIC_REMOTE_HIT);
+
+    tok = memo->tok;
+
+    *reason = ngx_http_grpc_guard_jwt_recheck(&glcf->jwt, &tok);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "grpc guard introspection: connection hit, %s",
+                   *reason ? *reason : "valid");
+
+    if (*reason) {
+        return NGX_OK;
+    }
+
+    /* a copy for the call: another call may change the memo meanwhile */
+
+    p = ngx_pnalloc(r->pool, memo->claims_len + memo->sub_len
+                             + memo->iss_len + memo->client_id_len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    j = ngx_http_grpc_guard_jwt_create_ctx(r->pool, token);
+    if (j == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, memo->data + memo->token_len,
+               memo->claims_len + memo->sub_len + memo->iss_len
+               + memo->client_id_len);
+
+    j->claims.data = p;
+    j->claims.len = memo->claims_len;
+    p += memo->claims_len;
+
+    j->sub.data = p;
+    j->sub.len = memo->sub_len;
+    p += memo->sub_len;
+
+    j->iss.data = p;
+    j->iss.len = memo->iss_len;
+    p += memo->iss_len;
+
+    j->client_id.data = p;
+    j->client_id.len = memo->client_id_len;
+
+    *jctx = j;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_grpc_guard_introspect_remember(ngx_http_request_t *r,
+    ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_jwt_ctx_t *jctx,
+    ngx_http_grpc_guard_jwt_token_t *tok, ngx_msec_t expires)
+{
+    size_t                                  n;
+    u_char                                 *p;
+    ngx_http_grpc_guard_introspect_memo_t  *memo;
+
+    /* an answer the zone keeps until "expires", passed by its claims */
+
+    if ((ngx_msec_int_t) (expires - ngx_current_msec) <= 0) {
+        return;
+    }
+
+    n = jctx->token.len + jctx->claims.len + jctx->sub.len + jctx->iss.len
+        + jctx->client_id.len;
+
+    if (n > NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MAX) {
+        return;
+    }
+
+    memo = ngx_http_grpc_guard_connection_memo(r->connection,
+                           ngx_http_grpc_guard_introspect_memo_cleanup,
+                           sizeof(ngx_http_grpc_guard_introspect_memo_t), 1);
+    if (memo == NULL) {
+        return;
+    }
+
+    memo->ic = NULL;
+
+    if (ngx_http_grpc_guard_memo_room(r->connection->pool, &memo->data,
+                                      &memo->size, n,
+                                      NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MIN,
+                                      NGX_HTTP_GRPC_GUARD_INTROSPECT_MEMO_MAX)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);
+    p = ngx_cpymem(p, jctx->claims.data, jctx->claims.len);
+    p = ngx_cpymem(p, jctx->sub.data, jctx->sub.len);
+    p = ngx_cpymem(p, jctx->iss.data, jctx->iss.len);
+    ngx_memcpy(p, jctx->client_id.data, jctx->client_id.len);
+
+    memo->token_len = jctx->token.len;
+    memo->claims_len = jctx->claims.len;
+    memo->sub_len = jctx->sub.len;
+    memo->iss_len = jctx->iss.len;
+    memo->client_id_len = jctx->client_id.len;
+    memo->expires = expires;
+    memo->tok = *tok;
+    memo->jcf = &glcf->jwt;
+    memo->ic = glcf->introspect;
+}
+
+
+static void
+ngx_http_grpc_guard_introspect_memo_cleanup(void *data)
+{
+    /* nothing to free: the memo and its data are the connection pool's */
 }
 
 

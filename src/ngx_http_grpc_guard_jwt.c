@@ -621,8 +621,14 @@ ngx_http_grpc_guard_jwt_parse(ngx_pool_t *pool,
      * decodes the three segments of a token and parses the header and
      * the payload, and with "tok" gives the signed part and the decoded
      * signature; the token was verified already when this is called
-     * without "tok", for a variable after a cache hit
+     * without "tok", for a variable after a cache hit.  The claims of an
+     * introspected token are the answer kept for it ("claims"), parsed
+     * as the payload, with no header.
      */
+
+    if (jctx->claims.data) {
+        return ngx_http_grpc_guard_jwt_claims_parse(pool, jctx);
+    }
 
     if (ngx_http_grpc_guard_jwt_split(&jctx->token, &header, &payload, &sig)
         != NGX_OK)

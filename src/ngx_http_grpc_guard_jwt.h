@@ -116,6 +116,7 @@ struct ngx_http_grpc_guard_jwt_ctx_s {
     ngx_str_t                   sub;
     ngx_str_t                   iss;
     ngx_str_t                   client_id;  /* introspection: no "sub" */
+    ngx_str_t                   claims;     /* introspection: the answer */
     json_t                     *header;
     json_t                     *payload;
     unsigned                    parsed:1;
@@ -276,6 +277,8 @@ ngx_http_grpc_guard_jwt_alg_t *ngx_http_grpc_guard_jwt_find_alg(u_char *name,
 
 ngx_http_grpc_guard_jwt_ctx_t *ngx_http_grpc_guard_jwt_claims_ctx(
     ngx_pool_t *pool, ngx_str_t *token, ngx_str_t *text);
+ngx_int_t ngx_http_grpc_guard_jwt_claims_parse(ngx_pool_t *pool,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx);
 
 /* ngx_http_grpc_guard_jwt_cache.c */
 
@@ -287,6 +290,8 @@ ngx_int_t ngx_http_grpc_guard_jwt_cache_lookup(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok,
     char **reason);
+char *ngx_http_grpc_guard_jwt_recheck(ngx_http_grpc_guard_jwt_conf_t *jcf,
+    ngx_http_grpc_guard_jwt_token_t *tok);
 void ngx_http_grpc_guard_jwt_cache_insert(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_cache_t *cache,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *hash,

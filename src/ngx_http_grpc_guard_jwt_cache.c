@@ -35,8 +35,6 @@
 #define NGX_HTTP_GRPC_GUARD_JWT_EVICT         16
 
 
-static char *ngx_http_grpc_guard_jwt_recheck(
-    ngx_http_grpc_guard_jwt_conf_t *jcf, ngx_http_grpc_guard_jwt_token_t *tok);
 static ngx_int_t ngx_http_grpc_guard_jwt_set_names(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, u_char *data, size_t sub_len,
     size_t iss_len);
@@ -180,13 +178,16 @@ ngx_http_grpc_guard_jwt_memo_lookup(ngx_http_request_t *r,
 }
 
 
-static char *
+char *
 ngx_http_grpc_guard_jwt_recheck(ngx_http_grpc_guard_jwt_conf_t *jcf,
     ngx_http_grpc_guard_jwt_token_t *tok)
 {
     double  now, leeway;
 
-    /* the time claims of a remembered token, checked again on every call */
+    /*
+     * the time claims of a remembered token (or introspection answer),
+     * checked again on every call
+     */
 
     now = (double) ngx_time();
     leeway = (double) jcf->leeway;
@@ -235,36 +236,10 @@ ngx_http_grpc_guard_jwt_set_names(ngx_http_request_t *r,
 static ngx_http_grpc_guard_jwt_memo_t *
 ngx_http_grpc_guard_jwt_memo(ngx_connection_t *c, ngx_uint_t create)
 {
-    ngx_pool_cleanup_t              *cln;
-    ngx_http_grpc_guard_jwt_memo_t  *memo;
-
-    /*
-     * the memo is an entry of the connection pool's cleanup list, known
-     * by its handler; r->connection of an HTTP/2 stream shares the pool
-     * of the client connection
-     */
-
-    for (cln = c->pool->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_grpc_guard_jwt_memo_cleanup) {
-            return cln->data;
-        }
-    }
-
-    if (!create) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(c->pool, sizeof(ngx_http_grpc_guard_jwt_memo_t));
-    if (cln == NULL) {
-        return NULL;
-    }
-
-    memo = cln->data;
-    ngx_memzero(memo, sizeof(ngx_http_grpc_guard_jwt_memo_t));
-
-    cln->handler = ngx_http_grpc_guard_jwt_memo_cleanup;
-
-    return memo;
+    return ngx_http_grpc_guard_connection_memo(c,
+                                   ngx_http_grpc_guard_jwt_memo_cleanup,
+                                   sizeof(ngx_http_grpc_guard_jwt_memo_t),
+                                   create);
 }
 
 
@@ -273,7 +248,7 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
     ngx_http_grpc_guard_jwt_conf_t *jcf, u_char *set,
     ngx_http_grpc_guard_jwt_ctx_t *jctx, ngx_http_grpc_guard_jwt_token_t *tok)
 {
-    size_t                           n, size;
+    size_t                           n;
     u_char                          *p;
     ngx_http_grpc_guard_jwt_memo_t  *memo;
 
@@ -290,24 +265,15 @@ ngx_http_grpc_guard_jwt_memo_set(ngx_http_request_t *r,
 
     memo->jcf = NULL;
 
-    if (n > memo->size) {
+    /* 1 KiB at least, doubled when a token needs more, up to 4 KiB */
 
-        /*
-         * 1 KiB at least, doubled when a token needs more, up to 4 KiB:
-         * a connection's pool never holds more than 7 KiB of them
-         */
-
-        size = ngx_max(n, NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN);
-        size = ngx_min(ngx_max(size, 2 * memo->size),
-                       NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX);
-
-        p = ngx_pnalloc(r->connection->pool, size);
-        if (p == NULL) {
-            return;
-        }
-
-        memo->data = p;
-        memo->size = size;
+    if (ngx_http_grpc_guard_memo_room(r->connection->pool, &memo->data,
+                                      &memo->size, n,
+                                      NGX_HTTP_GRPC_GUARD_JWT_MEMO_MIN,
+                                      NGX_HTTP_GRPC_GUARD_JWT_MEMO_MAX)
+        != NGX_OK)
+    {
+        return;
     }
 
     p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);

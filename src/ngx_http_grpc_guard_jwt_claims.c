@@ -136,10 +136,6 @@ ngx_http_grpc_guard_jwt_ctx_t *
 ngx_http_grpc_guard_jwt_claims_ctx(ngx_pool_t *pool, ngx_str_t *token,
     ngx_str_t *text)
 {
-    json_t                         *v;
-    ngx_pool_t                     *jpool;
-    json_free_t                     free_func;
-    json_malloc_t                   malloc_func;
     ngx_http_grpc_guard_jwt_ctx_t  *jctx;
 
     /*
@@ -153,15 +149,36 @@ ngx_http_grpc_guard_jwt_claims_ctx(ngx_pool_t *pool, ngx_str_t *token,
         return NULL;
     }
 
+    jctx->claims = *text;
+
+    if (ngx_http_grpc_guard_jwt_claims_parse(pool, jctx) != NGX_OK) {
+        return NULL;
+    }
+
+    return jctx;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_jwt_claims_parse(ngx_pool_t *pool,
+    ngx_http_grpc_guard_jwt_ctx_t *jctx)
+{
+    json_t         *v;
+    ngx_pool_t     *jpool;
+    json_free_t     free_func;
+    json_malloc_t   malloc_func;
+
+    /* the text of "claims" as the payload: NGX_DECLINED if no object */
+
     json_get_alloc_funcs(&malloc_func, &free_func);
 
     jpool = (malloc_func == ngx_http_grpc_guard_jwt_json_alloc) ? pool : NULL;
     jctx->pooled = (jpool != NULL);
 
-    jctx->payload = ngx_http_grpc_guard_jwt_json(jpool, text->data,
-                                                 text->len);
+    jctx->payload = ngx_http_grpc_guard_jwt_json(jpool, jctx->claims.data,
+                                                 jctx->claims.len);
     if (jctx->payload == NULL) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
     jctx->parsed = 1;
@@ -173,7 +190,7 @@ ngx_http_grpc_guard_jwt_claims_ctx(ngx_pool_t *pool, ngx_str_t *token,
         jctx->client_id.len = json_string_length(v);
     }
 
-    return jctx;
+    return NGX_OK;
 }
 
 

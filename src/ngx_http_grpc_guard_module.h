@@ -494,7 +494,7 @@ char *ngx_http_grpc_guard_grpc_merge_conf(ngx_conf_t *cf,
     ngx_http_grpc_guard_loc_conf_t *conf);
 ngx_int_t ngx_http_grpc_guard_init_filters(ngx_conf_t *cf);
 
-/* ngx_http_grpc_guard_util.c: header lists, files */
+/* ngx_http_grpc_guard_util.c: header lists, files, connection memos */
 
 ngx_table_elt_t *ngx_http_grpc_guard_find_header(ngx_list_t *headers,
     ngx_str_t *name, ngx_uint_t *count);
@@ -504,6 +504,10 @@ ngx_int_t ngx_http_grpc_guard_remove_header(ngx_list_t *list,
     ngx_table_elt_t *h, ngx_pool_t *pool);
 ngx_int_t ngx_http_grpc_guard_read_file(ngx_conf_t *cf, ngx_pool_t *pool,
     ngx_str_t *name, size_t max, ngx_str_t *content);
+void *ngx_http_grpc_guard_connection_memo(ngx_connection_t *c,
+    ngx_pool_cleanup_pt handler, size_t size, ngx_uint_t create);
+ngx_int_t ngx_http_grpc_guard_memo_room(ngx_pool_t *pool, u_char **data,
+    size_t *size, size_t n, size_t min, size_t max);
 
 ngx_int_t ngx_http_grpc_guard_jwt_authenticate(ngx_http_request_t *r,
     ngx_http_grpc_guard_loc_conf_t *glcf, ngx_http_grpc_guard_ctx_t *ctx,
@@ -717,7 +721,7 @@ ngx_http_grpc_guard_remote_t *ngx_http_grpc_guard_remote_add_keyed(
     void *data);
 ngx_int_t ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_str_t *body,
-    ngx_pool_t *pool, ngx_str_t *result);
+    ngx_pool_t *pool, ngx_str_t *result, ngx_msec_t *expires);
 ngx_int_t ngx_http_grpc_guard_remote_body(ngx_http_request_t *r,
     ngx_uint_t kind, ngx_str_t *value);
 ngx_int_t ngx_http_grpc_guard_remote_result(ngx_http_request_t *r,

@@ -26,11 +26,13 @@
  *   with its own expiry.  At configuration time
  *   ngx_http_grpc_guard_remote_add_keyed() with a check callback; at run
  *   time one call, ngx_http_grpc_guard_remote_keyed(r, rm, key, body,
- *   pool, &result):
+ *   pool, &result, &expires):
  *
  *     NGX_OK        "result" holds a result (in "pool"): one in the zone
  *                   that has not expired, or the one the call waited for
- *                   (even when it is not kept);
+ *                   (even when it is not kept); with "expires" (or
+ *                   NULL), when the zone's result expires (ngx_current_msec
+ *                   for a result waited for: not to be kept by the caller);
  *     NGX_AGAIN     the call is parked: its own fetch, or another
  *                   worker's fetch of the same key, is under way; the
  *                   stage runs again when it ends (at most the fetch
@@ -464,7 +466,7 @@ ngx_http_grpc_guard_remote_fetch(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
     ngx_http_grpc_guard_remote_t *rm, u_char *key, ngx_str_t *body,
-    ngx_pool_t *pool, ngx_str_t *result)
+    ngx_pool_t *pool, ngx_str_t *result, ngx_msec_t *expires)
 {
     ngx_int_t                           rc;
     ngx_msec_t                          now;
@@ -480,6 +482,10 @@ ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
 
     if (ctx == NULL) {
         return NGX_ERROR;
+    }
+
+    if (expires) {
+        *expires = ngx_current_msec;
     }
 
     zone = ngx_http_grpc_guard_remote_zone(r);
@@ -519,6 +525,10 @@ ngx_http_grpc_guard_remote_keyed(ngx_http_request_t *r,
     rc = ngx_http_grpc_guard_remote_copy(node, NULL, pool, result);
 
     if (rc != NGX_DONE) {
+        if (rc == NGX_OK && expires) {
+            *expires = node->expires;
+        }
+
         ngx_shmtx_unlock(&zone->shpool->mutex);
 
         ngx_http_grpc_guard_metrics_remote(rm->kind,

@@ -269,3 +269,72 @@ done:
 
     return rc;
 }
+
+
+void *
+ngx_http_grpc_guard_connection_memo(ngx_connection_t *c,
+    ngx_pool_cleanup_pt handler, size_t size, ngx_uint_t create)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    /*
+     * what a concern remembers of a connection's last call: an entry of
+     * the connection pool's cleanup list, known by its handler, zeroed
+     * when made; r->connection of an HTTP/2 stream shares the pool of the
+     * client connection.  NULL: none yet (and "create" not set), or no
+     * memory
+     */
+
+    for (cln = c->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == handler) {
+            return cln->data;
+        }
+    }
+
+    if (!create) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, size);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(cln->data, size);
+
+    cln->handler = handler;
+
+    return cln->data;
+}
+
+
+ngx_int_t
+ngx_http_grpc_guard_memo_room(ngx_pool_t *pool, u_char **data, size_t *size,
+    size_t n, size_t min, size_t max)
+{
+    size_t   s;
+    u_char  *p;
+
+    /*
+     * room for "n" bytes (at most "max") in the buffer of a connection
+     * memo: "min" at least, doubled when more is needed, up to "max", so
+     * that the pool never holds more than twice "max" of them
+     */
+
+    if (n <= *size) {
+        return NGX_OK;
+    }
+
+    s = ngx_max(n, min);
+    s = ngx_min(ngx_max(s, 2 * *size), max);
+
+    p = ngx_pnalloc(pool, s);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *data = p;
+    *size = s;
+
+    return NGX_OK;
+}

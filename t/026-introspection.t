@@ -8,6 +8,10 @@
 # "cache", inactive ones for "negative_cache"), and makes the reply's
 # members the call's claims.  The provider logs every request it gets: the
 # tests count the introspection requests and read what nginx sent.
+# Calls on one connection take the connection's memory of its last token
+# (no digest, no zone, no JSON), which must give the same claims and end
+# when the zone's answer does.  The authorization blocks post the input to
+# t/lib/opa_standin.py (OPA's Data API), which logs what it got.
 #
 # Blocks run in order; blocks without a configuration of their own use the
 # nginx of the block before.
@@ -21,11 +25,86 @@ use Time::HiRes ();
 use Test::Nginx::Idp qw(idp_setup idp_start idp_stop idp_mode idp_reset_log
                         idp_requests idp_token idp_revoke idp_calls
                         idp_call);
+use Test::Nginx::Proc qw(spawn stop_process write_file);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use IO::Socket::INET ();
 
 our $Port = idp_setup();
 our (%Tokens);
 
 our $RsBasic = MIME::Base64::encode_base64('rs:rs-secret', '');
+
+# the policy engine of the authorization blocks: "allow" is always true
+our $Work = work_dir();
+our $OpaLog = "$Work/opa-requests.log";
+our $OpaPolicy = "$Work/opa-policy.json";
+
+write_file($OpaPolicy, '{"grpc/allow": "allow"}');
+write_file($OpaLog, '');
+
+$ENV{TEST_NGINX_OPA_PORT} = free_port();
+
+our $OpaPid = spawn(['/usr/bin/python3',
+                     abs_path(dirname(__FILE__) . '/lib/opa_standin.py'),
+                     '--port', $ENV{TEST_NGINX_OPA_PORT},
+                     '--policy', $OpaPolicy, '--log', $OpaLog],
+                    stdout => "$Work/opa.out", stderr => "$Work/opa.out");
+
+for (1 .. 100) {
+    my $s = IO::Socket::INET->new(
+        PeerAddr => "127.0.0.1:$ENV{TEST_NGINX_OPA_PORT}", Timeout => 1);
+    if ($s) { close $s; last; }
+    Time::HiRes::sleep(0.1);
+}
+
+END {
+    local $?;
+    stop_process($OpaPid, signal => 'TERM', child => 1) if $OpaPid;
+}
+
+# the input documents the engine got since the last reset
+sub opa_inputs {
+    open my $fh, '<', $OpaLog or return [];
+    my @r = map { JSON::PP::decode_json($_) } grep { /\S/ } <$fh>;
+    close $fh;
+    return [ map { JSON::PP::decode_json($_->{body})->{input} } @r ];
+}
+
+sub opa_reset { write_file($OpaLog, '') }
+
+# calls to /test.Echo/Unary on one connection, in turn: a token makes a
+# call, a number waits until that time (epoch seconds); their statuses
+sub one_connection {
+    my (@steps) = @_;
+    my $in = "$Work/one-connection.json";
+    write_file($in, JSON::PP::encode_json({
+        port => $ENV{TEST_NGINX_PORT2} + 0, method => '/test.Echo/Unary',
+        steps => \@steps }));
+    my $out = `/usr/bin/python3 -c '
+import json, sys, time
+import grpc
+spec = json.load(sys.stdin)
+channel = grpc.insecure_channel("127.0.0.1:%d" % spec["port"])
+call = channel.unary_unary(spec["method"], request_serializer=lambda x: x,
+                           response_deserializer=lambda x: x)
+codes = []
+for step in spec["steps"]:
+    if isinstance(step, (int, float)):
+        time.sleep(max(0, step - time.time()))
+        continue
+    try:
+        call(b"ping", timeout=10,
+             metadata=[("authorization", "Bearer " + step)])
+        codes.append(0)
+    except grpc.RpcError as e:
+        codes.append(e.code().value[0])
+channel.close()
+print(json.dumps(codes))
+' < $in`;
+    my $r = eval { JSON::PP::decode_json($out) } or die "one_connection: $out";
+    return $r;
+}
 
 sub read_file {
     my ($file) = @_;
@@ -157,6 +236,20 @@ sub conf {
             grpc_guard_auth introspection;
             grpc_guard_allow /acl.Echo/Read claim:scope=api:read;
             grpc_guard_allow /acl.Echo/Write claim:scope=api:write;
+            grpc_pass grpc://127.0.0.1:$ENV{TEST_NGINX_GRPC_PORT};
+        }
+
+        location /_authz/ {
+            internal;
+            proxy_method POST;
+            proxy_set_body \$grpc_guard_authz_body;
+            proxy_set_header Content-Type application/json;
+            proxy_pass http://127.0.0.1:$ENV{TEST_NGINX_OPA_PORT}/v1/data/grpc/;
+        }
+
+        location /authz.Echo/ {
+            grpc_guard_auth introspection;
+            grpc_guard_authz_request /_authz/allow;
             grpc_pass grpc://127.0.0.1:$ENV{TEST_NGINX_GRPC_PORT};
         }
 
@@ -488,6 +581,108 @@ call('dead')
 --- error_log
 [alert]
 exited on signal 9
+
+
+
+=== TEST 14a: on one connection the later calls take the connection's memory of the token: the same claims for the ACL and the variables, no second introspection
+--- http_config eval: conf()
+--- init
+idp_mode('');
+idp_reset_log();
+opaque('memo', 'api:read');
+--- grpc_call eval
+[call('memo'),
+ call('memo', same_connection => 'on'),
+ { %{ call('memo') }, method => '/acl.Echo/Write', same_connection => 'on' },
+ { %{ call('memo') }, method => '/acl.Echo/Read', same_connection => 'on' },
+ call('memo', same_connection => 'on')]
+--- grpc_status eval
+[0, 0, 7, 0, 0]
+--- upstream_calls: 4
+--- upstream_metadata eval
+["x-user: opaque\nx-client: opaque\nx-scope: api:read\n!authorization",
+ "x-user: opaque\nx-client: opaque\nx-scope: api:read\n!authorization",
+ undef,
+ "x-user: opaque\nx-client: opaque\nx-scope: api:read\n!authorization"]
+--- access_log
+method=introspection principal=opaque
+
+
+
+=== TEST 14b: ... one introspection for the five calls, four of them counted as hits
+--- init
+is(introspections(), 1, 'one introspection request');
+my $s = samples();
+is($s->{'grpc_guard_remote_cache_total{kind="introspection",result="hit"}'},
+   4, 'the connection hits are cache hits');
+--- grpc_call eval
+call('memo')
+--- grpc_status: 0
+
+
+
+=== TEST 14c: the connection's memory ends with the zone's answer: a token revoked meanwhile is refused on the same connection once "cache" has passed
+--- http_config eval: conf('cache=10s negative_cache=1s')
+--- init
+idp_reset_log();
+my $tok = opaque('rc');
+is_deeply(calls($tok), [0], 'the token passes');
+is(idp_revoke($tok), '200', 'its owner revokes it');
+my $asked = idp_requests('/token/introspection')->[0]{ts};
+is_deeply(one_connection($tok, $tok, $asked + 10.5, $tok), [0, 0, 16],
+          'kept on the connection until "cache" has passed, then refused');
+is(introspections(), 2, 'asked again when the answer expired');
+--- grpc_call eval
+call('rc')
+--- grpc_status: 16
+--- access_log
+reason=token_inactive
+
+
+
+=== TEST 14d: the members of an introspection reply reach the authorization input (claims, auth, principal = client_id), also from the connection's memory
+--- http_config eval: conf()
+--- init
+idp_reset_log();
+opa_reset();
+opaque('az', 'api:read');
+--- grpc_call eval
+[{ %{ call('az') }, method => '/authz.Echo/Unary' },
+ { %{ call('az') }, method => '/authz.Echo/Unary', same_connection => 'on' }]
+--- grpc_status: 0
+--- upstream_calls: 2
+
+
+
+=== TEST 14e: ... the exact input documents the engine got
+--- init
+my $inputs = opa_inputs();
+is(scalar @$inputs, 2, 'one question per call (no decision cache)');
+my $want = {
+    method => '/authz.Echo/Unary',
+    service => 'authz.Echo',
+    authority => "127.0.0.1:$ENV{TEST_NGINX_PORT2}",
+    principal => 'opaque',
+    auth => ['introspection'],
+    claims => {
+        active => JSON::PP::true,
+        client_id => 'opaque',
+        iss => "http://127.0.0.1:$main::Port",
+        scope => 'api:read',
+        token_type => 'Bearer',
+        aud => 'urn:grpc-guard:test',
+    },
+    source => { ip => '127.0.0.1' },
+    tls => JSON::PP::false,
+};
+is_deeply($inputs->[0], $want, 'the input of the first call')
+    or diag explain $inputs->[0];
+is_deeply($inputs->[1], $want, 'the same from the connection\'s memory')
+    or diag explain $inputs->[1];
+is(introspections(), 1, 'one introspection request');
+--- grpc_call eval
+call('az')
+--- grpc_status: 0
 
 
 
