@@ -331,11 +331,22 @@ ngx_http_grpc_guard_introspect_remember(ngx_http_request_t *r,
         return;
     }
 
+    /* "sub", "iss" or "client_id" may be absent: no data to copy */
+
     p = ngx_cpymem(memo->data, jctx->token.data, jctx->token.len);
     p = ngx_cpymem(p, jctx->claims.data, jctx->claims.len);
-    p = ngx_cpymem(p, jctx->sub.data, jctx->sub.len);
-    p = ngx_cpymem(p, jctx->iss.data, jctx->iss.len);
-    ngx_memcpy(p, jctx->client_id.data, jctx->client_id.len);
+
+    if (jctx->sub.len) {
+        p = ngx_cpymem(p, jctx->sub.data, jctx->sub.len);
+    }
+
+    if (jctx->iss.len) {
+        p = ngx_cpymem(p, jctx->iss.data, jctx->iss.len);
+    }
+
+    if (jctx->client_id.len) {
+        ngx_memcpy(p, jctx->client_id.data, jctx->client_id.len);
+    }
 
     memo->token_len = jctx->token.len;
     memo->claims_len = jctx->claims.len;
